@@ -1,0 +1,4 @@
+"""kdrec core: settings, datasets, models, training, distillation, evaluation, index.
+
+This layer imports nothing else of kdrec.
+"""

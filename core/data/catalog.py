@@ -1,0 +1,56 @@
+"""Find and open a dataset by name or path, whatever its on-disk format."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.data.dataset import Dataset
+from core.data.errors import DataFormatError
+from core.data.formats import grouplens, recbole, sasrec_folder
+from core.data.kcore import k_core
+
+log = logging.getLogger(__name__)
+
+FORMATS = (sasrec_folder, recbole, grouplens)
+
+
+class DatasetNotFound(FileNotFoundError):
+    pass
+
+
+def find_folder(name_or_path: str | Path, search_dirs: Sequence[Path]) -> Path:
+    """A path is used as it is; a name is looked up in each search folder in turn."""
+    candidate = Path(name_or_path)
+    if candidate.is_dir():
+        return candidate
+    for base in search_dirs:
+        folder = Path(base) / str(name_or_path)
+        if folder.is_dir():
+            return folder
+    searched = ", ".join(str(Path(base) / str(name_or_path)) for base in search_dirs)
+    raise DatasetNotFound(f"dataset {name_or_path!r} not found (looked in {searched}); "
+                          f"run 'kdrec data fetch {name_or_path}' or pass a folder path")
+
+
+def load_folder(folder: Path, name: str | None = None) -> Dataset:
+    for fmt in FORMATS:
+        if fmt.looks_like(folder):
+            dataset = fmt.load(folder, name)
+            log.info("loaded %s from %s (%s): %s", dataset.name, folder, fmt.__name__.rsplit(".", 1)[-1],
+                     dataset.summary())
+            return dataset
+    raise DataFormatError(folder, "no known dataset format here (expected sequences.txt + items.csv, "
+                                  "RecBole .inter + .item, or GroupLens ratings.dat/u.data)")
+
+
+def load_dataset(name_or_path: str | Path, search_dirs: Sequence[Path],
+                 min_interactions: int | None = None) -> Dataset:
+    """Open a dataset; ``min_interactions`` applies k-core filtering (for raw data)."""
+    folder = find_folder(name_or_path, search_dirs)
+    name = str(name_or_path) if not Path(name_or_path).is_dir() else folder.name
+    dataset = load_folder(folder, name)
+    if min_interactions:
+        dataset = k_core(dataset, min_interactions)
+    return dataset

@@ -1,0 +1,1 @@
+"""One module per on-disk dataset format. Each exposes ``looks_like(folder)`` and ``load(folder)``."""

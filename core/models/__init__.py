@@ -1,0 +1,1 @@
+"""Recommendation models: the popularity baseline, the LM teacher and the small student."""

@@ -1,0 +1,171 @@
+"""Typed, frozen settings for every kdrec process.
+
+One `Settings` object is built at start-up (``Settings()`` reads ``KDREC_*`` environment
+variables and an optional ``.env`` file) and passed down. Nothing below the CLI reads the
+environment itself. Nested groups use ``__`` in variable names, e.g.
+``KDREC_KAFKA__BOOTSTRAP_SERVERS`` or ``KDREC_STUDENT__HIDDEN``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "KDREC_"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Frozen):
+    """How to reach Kafka. Security options pass straight through to kafka-python."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    events_topic: str = "kdrec.events"
+    dlq_topic: str = "kdrec.events.dlq"
+    recommendations_topic: str = "kdrec.recommendations"
+    control_topic: str = "kdrec.control"
+    consumer_group: str = "kdrec-recs"
+    partitions: int = Field(default=4, ge=1)
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=2000, ge=100)
+    max_poll_records: int = Field(default=500, ge=1)
+    max_event_bytes: int = Field(default=4096, ge=64)
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    embedded_broker: bool = True
+    """Start the bundled local broker when the bootstrap servers are on loopback and unreachable."""
+
+    def client_options(self) -> dict[str, object]:
+        """Options common to every kafka-python client (connection and security)."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        for key in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
+                    "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            value = getattr(self, key)
+            if value is not None:
+                options[key] = value
+        return options
+
+
+class TeacherConfig(_Frozen):
+    """The pre-trained LM teacher."""
+
+    checkpoint: str | None = None
+    """A local BERT-family checkpoint folder; None means the bundled all-MiniLM-L6-v2."""
+    objective: Literal["causal", "cloze"] = "causal"
+    max_len: int = Field(default=50, ge=2)
+    num_layers: int | None = None
+    """Keep only the first N transformer layers (None: all of them)."""
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    mask_prob: float = Field(default=0.2, gt=0.0, lt=1.0)
+    pretrained: bool = True
+
+
+class StudentConfig(_Frozen):
+    """The small distilled student."""
+
+    hidden: int = Field(default=64, ge=8)
+    num_layers: int = Field(default=2, ge=1)
+    num_heads: int = Field(default=2, ge=1)
+    max_len: int = Field(default=200, ge=2)
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+
+
+class TrainConfig(_Frozen):
+    """Optimisation knobs shared by teacher and student training."""
+
+    epochs: int = Field(default=200, ge=0)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_steps: int = Field(default=100, ge=0)
+    patience: int = Field(default=5, ge=1)
+    eval_every: int = Field(default=1, ge=1)
+    seed: int = 42
+    device: str = "auto"
+    max_minutes: float | None = None
+
+
+class DistillConfig(_Frozen):
+    """Knowledge distillation: alpha * CE + (1 - alpha) * T^2 * KL(teacher || student)."""
+
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    temperature: float = Field(default=2.0, gt=0.0)
+    top_k: int = Field(default=100, ge=1)
+    hidden_weight: float = Field(default=0.0, ge=0.0)
+
+
+class ServeConfig(_Frozen):
+    """Real-time serving: how many recommendations, which index."""
+
+    top_k: int = Field(default=10, ge=1, le=1000)
+    index: Literal["flat", "hnsw"] = "flat"
+    hnsw_m: int = Field(default=32, ge=4)
+
+
+class JobsConfig(_Frozen):
+    """The scheduled refit → redistil → reindex pipeline."""
+
+    interval_minutes: float = Field(default=60.0, gt=0)
+    cron: str | None = None
+    tolerance: float = Field(default=0.005, ge=0.0)
+    keep_versions: int = Field(default=5, ge=1)
+    lock_ttl_seconds: int = Field(default=600, ge=10)
+
+
+class Settings(BaseSettings):
+    """Everything a kdrec process needs to know, read once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str = "sqlite:///var/kdrec.db"
+    data_dirs: tuple[Path, ...] = (Path("../shared/data"), Path("var/data"))
+    """Folders searched, in order, for a dataset named by its id (e.g. ``ml-1m``)."""
+    download_dir: Path = Path("var/data")
+    artifact_dir: Path = Path("var/artifacts")
+    sequence_length: int = Field(default=200, ge=1)
+    """How many of each user's most recent items the store keeps."""
+    dataset: str = "ml-100k"
+    log_level: str = "INFO"
+
+    kafka: KafkaSettings = KafkaSettings()
+    teacher: TeacherConfig = TeacherConfig()
+    student: StudentConfig = StudentConfig()
+    train: TrainConfig = TrainConfig()
+    distill: DistillConfig = DistillConfig()
+    serve: ServeConfig = ServeConfig()
+    jobs: JobsConfig = JobsConfig()
+
+
+class SettingsError(ValueError):
+    """Raised when the environment holds invalid settings; names each variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into a readable message."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            variable = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"{variable}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
