@@ -58,8 +58,8 @@ def _download(url: str, target: Path, timeout: float) -> None:
         partial.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
         raise FetchError(f"could not download {url}: {reason}. The machine looks offline or "
-                         f"GroupLens is unreachable; download the archive elsewhere and pass its "
-                         f"unpacked folder with --path instead.") from None
+                         f"GroupLens is unreachable. Download the archive elsewhere, unpack it, and "
+                         f"give its folder path wherever a dataset name is asked for.") from None
     partial.replace(target)
 
 
