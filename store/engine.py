@@ -1,0 +1,72 @@
+"""Engines and session factories for SQLite and PostgreSQL (psycopg 3).
+
+SQLite is tuned for a single-host deployment: WAL journal, a busy timeout, foreign keys
+on, and every transaction opened with ``BEGIN IMMEDIATE`` so that a read-then-write
+transaction takes the write lock up front (two writers never deadlock on a lock upgrade,
+and never lose each other's updates). Read-only work that should not wait for writers can
+use ``make_sessionmaker(engine, read_only=True)`` (plain deferred ``BEGIN``).
+
+Sessions are always created from the factory and passed in; kdrec holds no global session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_BEGIN_OPTION = "kdrec_sqlite_begin"
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Map ``postgresql://`` / ``postgres://`` to the psycopg 3 driver; leave others alone."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with kdrec's connection settings; extra kwargs go to create_engine."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, **kwargs.pop("connect_args", {})}
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    memory = engine.url.database in (None, "", ":memory:")
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (the sqlite3 module's implicit one is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_sessionmaker(engine: Engine, read_only: bool = False) -> sessionmaker[Session]:
+    """A session factory; objects stay readable after commit (``expire_on_commit=False``).
+
+    ``read_only`` sessions on SQLite begin DEFERRED, so readers never queue behind writers;
+    on PostgreSQL it changes nothing.
+    """
+    bind = engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"}) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)

@@ -1,0 +1,163 @@
+"""The SQL schema as typed SQLAlchemy 2.0 models (the Alembic migrations mirror this file).
+
+Times written by kdrec are timezone-aware UTC datetimes; event times (``ts``) are epoch
+milliseconds as the producers send them. Lists (sequences, ranked items, scores) are JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MODEL_KINDS = ("teacher", "student")
+MODEL_STATUSES = ("candidate", "active", "retired", "rejected")
+
+# A 64-bit surrogate key that is still SQLite's auto-incrementing rowid.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; kdrec stores timezone-aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[int]: JSON()}
+
+
+class CatalogItem(Base):
+    """An item of the catalogue; ``item_id`` is the dense id the models use (1..n)."""
+
+    __tablename__ = "items"
+
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(String(512))
+    year: Mapped[int | None] = mapped_column(Integer)
+    genres: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """Genres joined with ``|``."""
+    source_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_event_ts: Mapped[int] = mapped_column(BigInteger)
+    """Epoch ms of the user's newest event."""
+
+
+class Event(Base):
+    """One interaction, stored once: ``event_id`` is the producer's idempotency key."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_user_id_ts", "user_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.user_id"))
+    item_id: Mapped[int] = mapped_column(Integer, ForeignKey("items.item_id"))
+    ts: Mapped[int] = mapped_column(BigInteger)
+    """Epoch milliseconds when the interaction happened (producer time)."""
+    type: Mapped[str] = mapped_column(String(32), default="click", server_default="click")
+    ingested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class UserSequence(Base):
+    """The user's most recent items (at most ``Settings.sequence_length``), oldest first."""
+
+    __tablename__ = "user_sequences"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.user_id"), primary_key=True,
+                                         autoincrement=False)
+    items: Mapped[list[int]]
+    timestamps: Mapped[list[int]]
+    """Epoch ms of each entry of ``items``."""
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ModelVersion(Base):
+    """A trained teacher or student; at most one ``active`` version per kind."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint("kind IN ('teacher', 'student')", name="kind"),
+        CheckConstraint("status IN ('candidate', 'active', 'retired', 'rejected')", name="status"),
+        Index("uq_model_versions_one_active", "kind", unique=True,
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    artifact_path: Mapped[str] = mapped_column(String(1024))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="candidate", server_default="candidate")
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    """For a student: the teacher it was distilled from."""
+    note: Mapped[str | None] = mapped_column(Text)
+    """Why it was rejected or retired, when known."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+
+
+class Recommendation(Base):
+    """A ranked list served to a user, with the model and event that produced it."""
+
+    __tablename__ = "recommendations"
+    __table_args__ = (Index("ix_recommendations_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    items: Mapped[list[int]]
+    scores: Mapped[list[float]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    event_ts: Mapped[int | None] = mapped_column(BigInteger)
