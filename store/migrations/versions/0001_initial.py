@@ -67,8 +67,6 @@ def upgrade() -> None:
         sa.Column("ts", sa.BigInteger(), nullable=False),
         sa.Column("type", sa.String(32), server_default="click", nullable=False),
         sa.Column("ingested_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
-        sa.ForeignKeyConstraint(["item_id"], ["items.item_id"], name="fk_events_item_id_items"),
-        sa.ForeignKeyConstraint(["user_id"], ["users.user_id"], name="fk_events_user_id_users"),
         sa.PrimaryKeyConstraint("id", name="pk_events"),
         sa.UniqueConstraint("event_id", name="uq_events_event_id"),
     )
