@@ -11,6 +11,7 @@ Sessions are always created from the factory and passed in; kdrec holds no globa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -33,6 +34,8 @@ def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for ``url`` with kdrec's connection settings; extra kwargs go to create_engine."""
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database not in (None, "", ":memory:") and not parsed.database.startswith("file:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, **kwargs.pop("connect_args", {})}
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine)
