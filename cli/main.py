@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str | None]] = [
     ("cli.data", "data"),
     ("cli.db", "db"),
     ("cli.evaluate", None),
+    ("cli.demo", None),
     ("cli.broker", None),
 ]
 
