@@ -43,8 +43,7 @@ def load(dataset: str = typer.Option(None, "--dataset", "-d",
                                           "default KDREC_DATASET."),
          url: str = typer.Option(None, help=URL_HELP),
          min_interactions: int = typer.Option(0, help="Apply k-core filtering with this k (0: none)."),
-         chunk_size: int = typer.Option(50_000, min=1, help="Events per transaction."),
-         copy: bool = typer.Option(True, help="Stage events with COPY on PostgreSQL.")) -> None:
+         chunk_size: int = typer.Option(50_000, min=1, help="Events per transaction.")) -> None:
     """Load a dataset's items, users, events and bounded sequences (idempotent on re-run)."""
     config = settings()
     data = open_dataset(dataset or config.dataset, config.data_dirs, min_interactions or None)
@@ -52,7 +51,7 @@ def load(dataset: str = typer.Option(None, "--dataset", "-d",
     try:
         upgrade_schema(engine)
         result = load_dataset(make_sessionmaker(engine), data, sequence_length=config.sequence_length,
-                              chunk_size=chunk_size, use_copy=copy)
+                              chunk_size=chunk_size)
     finally:
         engine.dispose()
     typer.echo(f"{result.dataset}: {result.items:,} items, {result.users:,} users, "

@@ -1,10 +1,13 @@
-"""The few statements that differ between SQLite and PostgreSQL: upserts and ``greatest``."""
+"""The few statements that differ between SQLite and PostgreSQL: upserts, ``greatest``, ``IN``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, func
+import json
+from collections.abc import Collection
+
+from sqlalchemy import Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -33,3 +36,15 @@ def greatest(session: Session, left: Any, right: Any) -> ColumnElement[Any]:
     if dialect_name(session) == "postgresql":
         return func.greatest(left, right)
     return func.max(left, right)
+
+
+def among(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """``column IN values`` with a single parameter however many values there are (no SQLite
+    variable limit, and one statement text whose plan is reused): PostgreSQL
+    ``column = ANY(CAST(:array AS type[]))``, SQLite ``column IN (SELECT value FROM json_each(:json))``."""
+    if dialect_name(session) == "postgresql":
+        array = cast(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)),
+                     postgresql.ARRAY(column.type))
+        return column == any_(array)
+    rows = func.json_each(bindparam(None, json.dumps(list(values)))).table_valued("value")
+    return column.in_(select(rows.c.value))

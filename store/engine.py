@@ -11,6 +11,7 @@ Sessions are always created from the factory and passed in; kdrec holds no globa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def normalise_url(url: str | URL) -> URL:
 def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for ``url`` with kdrec's connection settings; extra kwargs go to create_engine."""
     parsed = normalise_url(url)
+    kwargs.setdefault("json_serializer", _compact_json)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database not in (None, "", ":memory:") and not parsed.database.startswith("file:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +44,10 @@ def create_engine_for(url: str | URL, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(parsed, **kwargs)
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store import dialect, sequences
-from store.copy import copy_insert_events
+from store import dialect, pg_bulk, sequences
 from store.models import CatalogItem, Event, User
 
 EVENTS = Event.__table__
@@ -68,13 +67,12 @@ class UnknownItemError(InvalidEventError):
 
 
 def append_events(session: Session, events: Iterable[NewEvent], *, sequence_length: int,
-                  check_items: bool = True, use_copy: bool = False) -> AppendResult:
+                  check_items: bool = True) -> AppendResult:
     """Store a batch of events exactly once and update the touched users' sequences.
 
     Events repeated within the batch or already stored count as ``duplicates``. Unknown item
     ids raise ``UnknownItemError`` before anything is written (``check_items=False`` skips the
-    check for callers that validated against the catalogue already). ``use_copy`` stages the
-    events with PostgreSQL ``COPY`` (faster for bulk loads; ignored on SQLite).
+    check for callers that validated against the catalogue already).
     """
     batch, repeated = _unique(events)
     if not batch:
@@ -82,7 +80,7 @@ def append_events(session: Session, events: Iterable[NewEvent], *, sequence_leng
     if check_items:
         reject_unknown_items(session, {event.item_id for event in batch})
     _upsert_users(session, batch)
-    inserted_ids = _insert(session, batch, use_copy)
+    inserted_ids = _insert(session, batch)
     new_by_user: dict[int, list[tuple[int, int]]] = {}
     for event in batch:
         if event.event_id in inserted_ids:
@@ -113,7 +111,8 @@ def reject_unknown_items(session: Session, item_ids: set[int]) -> None:
     """Raise ``UnknownItemError`` unless every id is in the items table."""
     if not item_ids:
         return
-    known = set(session.scalars(select(ITEMS.c.item_id).where(ITEMS.c.item_id.in_(item_ids))))
+    stmt = select(ITEMS.c.item_id).where(dialect.among(session, ITEMS.c.item_id, item_ids))
+    known = set(session.scalars(stmt))
     if len(known) != len(item_ids):
         raise UnknownItemError(item_ids - known)
 
@@ -123,6 +122,9 @@ def _upsert_users(session: Session, batch: list[NewEvent]) -> None:
     for event in batch:
         if event.ts > newest.get(event.user_id, event.ts - 1):
             newest[event.user_id] = event.ts
+    if dialect.dialect_name(session) == "postgresql":
+        pg_bulk.upsert_users(session, newest)
+        return
     stmt = dialect.insert(session, USERS)
     stmt = stmt.on_conflict_do_update(
         index_elements=["user_id"],
@@ -132,10 +134,13 @@ def _upsert_users(session: Session, batch: list[NewEvent]) -> None:
     session.execute(stmt, [{"user_id": user, "last_event_ts": newest[user]} for user in sorted(newest)])
 
 
-def _insert(session: Session, batch: list[NewEvent], use_copy: bool) -> set[str]:
-    """Insert the events, ignoring stored event ids; returns the ids actually inserted."""
-    if use_copy and dialect.dialect_name(session) == "postgresql":
-        return copy_insert_events(session, batch)
+def _insert(session: Session, batch: list[NewEvent]) -> set[str]:
+    """Insert the events, ignoring stored event ids; returns the ids actually inserted.
+
+    PostgreSQL: one ``INSERT ... SELECT FROM unnest(arrays)``; SQLite: a multi-row INSERT.
+    """
+    if dialect.dialect_name(session) == "postgresql":
+        return pg_bulk.insert_events(session, batch)
     stmt = (dialect.insert(session, EVENTS)
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(EVENTS.c.event_id))

@@ -3,7 +3,7 @@
 Loading goes through the same idempotent append as the stream (``append_events``), in
 chunks of many thousand events, one transaction per chunk: each event gets the
 deterministic id ``{dataset}:{user}:{position}``, so a re-run inserts nothing and changes
-no sequence. On PostgreSQL events are staged with ``COPY``.
+no sequence.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _chunks(dataset: Dataset, size: int) -> Iterator[list[NewEvent]]:
 
 
 def load_dataset(sessions: sessionmaker[Session], dataset: Dataset, *, sequence_length: int,
-                 chunk_size: int = DEFAULT_CHUNK, use_copy: bool = True,
+                 chunk_size: int = DEFAULT_CHUNK,
                  progress: bool = True) -> LoadResult:
     """Load items, users, events and bounded sequences; safe to run again (idempotent)."""
     started = time.perf_counter()
@@ -88,7 +88,7 @@ def load_dataset(sessions: sessionmaker[Session], dataset: Dataset, *, sequence_
                 # Every item id was checked against the catalogue when the dataset was built
                 # and the catalogue was just upserted, so the per-batch check is skipped.
                 result = append_events(session, batch, sequence_length=sequence_length,
-                                       check_items=False, use_copy=use_copy)
+                                       check_items=False)
             inserted += result.inserted
             duplicates += result.duplicates
             bar.update(len(batch))

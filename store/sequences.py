@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from store import dialect
+from store import dialect, pg_bulk
 from store.models import UserSequence
 
 SEQUENCES = UserSequence.__table__
@@ -44,26 +44,34 @@ def apply(session: Session, new_by_user: dict[int, list[tuple[int, int]]],
 
     Three statements for the whole batch: create missing rows (insert, conflict ignored),
     lock and read them in user order (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite already
-    holds the write lock from ``BEGIN IMMEDIATE``), write them back in one executemany.
-    Returns each user's new item sequence.
+    holds the write lock from ``BEGIN IMMEDIATE``), write them back (one array statement on
+    PostgreSQL, one executemany on SQLite). Returns each user's new item sequence.
     """
     if not new_by_user:
         return {}
     users = sorted(new_by_user)
-    ensure = dialect.insert(session, SEQUENCES).on_conflict_do_nothing(index_elements=["user_id"])
-    session.execute(ensure, [{"user_id": user, "items": [], "timestamps": []} for user in users])
+    postgres = dialect.dialect_name(session) == "postgresql"
+    if postgres:
+        pg_bulk.ensure_sequences(session, users)
+    else:
+        ensure = dialect.insert(session, SEQUENCES).on_conflict_do_nothing(index_elements=["user_id"])
+        session.execute(ensure, [{"user_id": user, "items": [], "timestamps": []} for user in users])
     current = session.execute(
         select(SEQUENCES.c.user_id, SEQUENCES.c["items"], SEQUENCES.c.timestamps)
-        .where(SEQUENCES.c.user_id.in_(users))
+        .where(dialect.among(session, SEQUENCES.c.user_id, users))
         .order_by(SEQUENCES.c.user_id)
         .with_for_update()
     ).all()
     result: dict[int, list[int]] = {}
-    params = []
+    rows = []
     for user, items, stamps in current:
         merged_items, merged_stamps = merge(items, stamps, new_by_user[user], limit)
         result[user] = merged_items
-        params.append({"b_user": user, "b_items": merged_items, "b_stamps": merged_stamps})
+        rows.append((user, merged_items, merged_stamps))
+    if postgres:
+        pg_bulk.write_sequences(session, rows)
+        return result
+    params = [{"b_user": user, "b_items": items, "b_stamps": stamps} for user, items, stamps in rows]
     session.execute(
         update(SEQUENCES)
         .where(SEQUENCES.c.user_id == bindparam("b_user"))
@@ -86,6 +94,6 @@ def get_sequences(session: Session, user_ids: Sequence[int]) -> dict[int, list[i
     if not user_ids:
         return {}
     rows = session.execute(
-        select(SEQUENCES.c.user_id, SEQUENCES.c["items"]).where(SEQUENCES.c.user_id.in_(set(user_ids)))
+        select(SEQUENCES.c.user_id, SEQUENCES.c["items"]).where(dialect.among(session, SEQUENCES.c.user_id, set(user_ids)))
     )
     return {user: list(items) for user, items in rows}

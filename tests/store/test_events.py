@@ -135,3 +135,12 @@ def test_concurrent_appends_for_same_users_lose_nothing(catalogue: sessionmaker[
         expected = sorted((e.ts, e.item_id) for e in events if e.user_id == user)
         assert stamps == [ts for ts, _ in expected]
         assert sorted(zip(stamps, items)) == expected
+
+
+def test_one_batch_larger_than_sqlite_variable_limit(catalogue: sessionmaker[Session]) -> None:
+    """A bulk batch touching 33,000 users (over SQLite's 32,766 bound variables) in one append."""
+    users = 33_000
+    result = append(catalogue, [NewEvent(f"big-{u}", u, 1 + u % 20, u) for u in range(1, users + 1)])
+    assert result.inserted == users and len(result.touched_users) == users
+    with catalogue() as session:
+        assert get_sequences(session, list(range(1, users + 1)))[users] == [1 + users % 20]
