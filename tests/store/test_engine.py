@@ -1,0 +1,47 @@
+"""Engine set-up: URL mapping, SQLite pragmas, BEGIN IMMEDIATE for writers, deferred readers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from store.engine import create_engine_for, make_sessionmaker, normalise_url
+
+
+def test_postgresql_urls_use_psycopg3() -> None:
+    assert normalise_url("postgresql://u@h:5432/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+    assert normalise_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_sqlite_pragmas_and_write_lock_taken_at_begin(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'k.db'}"  # the folder is created
+    engine = create_engine_for(url)
+    impatient = create_engine_for(url, connect_args={"timeout": 0.05})
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            connection.commit()
+        writer = make_sessionmaker(engine)()
+        writer.execute(text("SELECT count(*) FROM t"))  # only a read, yet the write lock is held
+        with pytest.raises(OperationalError, match="locked"):
+            with make_sessionmaker(impatient).begin() as other:
+                other.execute(text("SELECT 1"))
+        # Readers begin DEFERRED and see the last committed state while the writer holds the lock.
+        writer.execute(text("INSERT INTO t VALUES (1)"))
+        with make_sessionmaker(impatient, read_only=True)() as reader:
+            assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 0
+        writer.commit()
+        writer.close()
+        with make_sessionmaker(impatient, read_only=True)() as reader:
+            assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    finally:
+        engine.dispose()
+        impatient.dispose()
