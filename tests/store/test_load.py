@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from cli.main import app
+from cli.db import app
 from core.data.dataset import Dataset, Item
 from store.events import NewEvent, append_events
 from store.load import dataset_from_store, event_id, load_dataset, table_counts
@@ -75,13 +75,13 @@ def test_cli_upgrade_load_stats(database_url: str, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("KDREC_DATABASE_URL", database_url)
     monkeypatch.setenv("KDREC_DATA_DIRS", f'["{FIXTURES}"]')
     runner = CliRunner()
-    for args in (["db", "upgrade"], ["db", "load", "--dataset", "tiny-sas"],
-                 ["db", "load", "--dataset", "tiny-sas", "--chunk-size", "5"]):
+    for args in (["upgrade"], ["load", "--dataset", "tiny-sas"],
+                 ["load", "--dataset", "tiny-sas", "--chunk-size", "5"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
     assert "12 events (0 new, 12 already stored)" in result.output
-    result = runner.invoke(app, ["db", "stats"])
+    result = runner.invoke(app, ["stats"])
     assert result.exit_code == 0, result.output
     assert "events           12" in result.output and "users            3" in result.output
-    missing = runner.invoke(app, ["db", "load", "--dataset", "no-such-dataset"])
+    missing = runner.invoke(app, ["load", "--dataset", "no-such-dataset"])
     assert missing.exit_code == 1 and "not found" in missing.output
