@@ -1,0 +1,142 @@
+"""The teacher: the transformer layers of a pre-trained BERT-family LM, with items as tokens.
+
+Item embeddings start from the LM's own mean-pooled encoding of each item's text (centred, so
+the direction every sentence shares is removed, and rescaled to the norm of the LM's word
+embeddings); position embeddings and the embedding LayerNorm start from the LM's (the LM's
+token-type-0 vector folded into the positions). ``pretrained=False`` builds the same
+architecture from random init: the "what pre-training adds" baseline.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.models.base import SequenceModel
+from core.models.sequences import additive_mask, attention_allowed, positions
+from core.settings import TeacherConfig
+from core.text.checkpoint import resolve_checkpoint
+from core.text.encoder import encode_texts
+
+log = logging.getLogger(__name__)
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
+
+
+def _lm_config(bert_config: dict[str, Any]) -> Any:
+    from transformers import CONFIG_MAPPING
+
+    return CONFIG_MAPPING[bert_config["model_type"]].from_dict(bert_config)
+
+
+def _encoder_layers(lm: nn.Module) -> nn.ModuleList:
+    encoder = getattr(lm, "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        raise ValueError(f"{type(lm).__name__} is not a BERT-family model (no encoder.layer)")
+    return layers
+
+
+class LMTeacher(SequenceModel):
+    kind = "teacher"
+
+    def __init__(self, config: TeacherConfig, num_items: int, bert_config: dict[str, Any]) -> None:
+        super().__init__(num_items, config.max_len, config.objective, config.mask_prob)
+        from transformers import AutoModel
+
+        self.config = config
+        lm_config = _lm_config(bert_config)
+        available = lm_config.num_hidden_layers
+        layers = config.num_layers or available
+        if layers > available:
+            raise ValueError(f"num_layers={layers} but the checkpoint has only {available} layers")
+        lm_config.num_hidden_layers = layers
+        lm_config.hidden_dropout_prob = config.dropout
+        lm_config.attention_probs_dropout_prob = config.dropout
+        self.bert_config = lm_config.to_dict()
+        hidden = lm_config.hidden_size
+        tokens = num_items + (2 if config.objective == "cloze" else 1)
+        self.item_embedding = nn.Embedding(tokens, hidden, padding_idx=0)
+        self.position_embedding = nn.Embedding(config.max_len, hidden)
+        self.input_norm = nn.LayerNorm(hidden, eps=lm_config.layer_norm_eps)
+        self.embed_drop = nn.Dropout(config.dropout)
+        lm = AutoModel.from_config(lm_config, attn_implementation="sdpa")
+        self.layers = _encoder_layers(lm)
+        std = lm_config.initializer_range
+        for table in (self.item_embedding, self.position_embedding):
+            nn.init.normal_(table.weight, std=std)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+
+    def hidden_states(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = self.item_embedding(inputs) + self.position_embedding(positions(inputs))
+        x = self.embed_drop(self.input_norm(x))
+        mask = additive_mask(attention_allowed(inputs, causal=self.objective == "causal"), x.dtype)
+        for layer in self.layers:
+            out = layer(x, attention_mask=mask)
+            x = out[0] if isinstance(out, tuple) else out
+        return x
+
+    def token_embeddings(self) -> torch.Tensor:
+        return self.item_embedding.weight
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "num_items": self.num_items, "config": self.config.model_dump(),
+                "bert_config": self.bert_config}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> LMTeacher:
+        return cls(TeacherConfig(**spec["config"]), spec["num_items"], spec["bert_config"])
+
+    @torch.no_grad()
+    def load_language_model(self, lm: nn.Module, text_encodings: torch.Tensor,
+                            mask_token_id: int | None) -> None:
+        """Copy the LM's layers, positions and embedding norm; items from their text encodings."""
+        source_layers = _encoder_layers(lm)
+        for mine, theirs in zip(self.layers, source_layers):
+            mine.load_state_dict(theirs.state_dict())
+        embeddings = lm.embeddings
+        offset = POSITION_OFFSET.get(self.bert_config["model_type"], 0)
+        lm_positions = embeddings.position_embeddings.weight[offset:offset + self.max_len]
+        token_type = getattr(embeddings, "token_type_embeddings", None)
+        if token_type is not None:
+            lm_positions = lm_positions + token_type.weight[0]
+        self.position_embedding.weight[: len(lm_positions)] = lm_positions
+        self.input_norm.load_state_dict(embeddings.LayerNorm.state_dict())
+        words = embeddings.word_embeddings.weight
+        target_norm = words.norm(dim=1).mean()
+        centred = text_encodings - text_encodings.mean(dim=0, keepdim=True)
+        scaled = centred * (target_norm / centred.norm(dim=1).mean().clamp(min=1e-8))
+        self.item_embedding.weight[1: self.num_items + 1] = scaled.to(self.item_embedding.weight.dtype)
+        if self.mask_token is not None and mask_token_id is not None:
+            self.item_embedding.weight[self.mask_token] = words[mask_token_id]
+
+
+def build_teacher(config: TeacherConfig, item_texts: Sequence[str], cache_dir: Path | None) -> LMTeacher:
+    """A teacher for items with these texts (item i has ``item_texts[i - 1]``).
+
+    With ``config.pretrained`` the LM's weights and the item-text encodings are loaded (text
+    encodings cached under ``cache_dir``); otherwise the same architecture from random init.
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    folder = resolve_checkpoint(config.checkpoint)
+    lm_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    teacher = LMTeacher(config, len(item_texts), copy.deepcopy(lm_config).to_dict())
+    if not config.pretrained:
+        log.info("teacher from random init (architecture of %s)", folder)
+        return teacher
+    encodings = encode_texts(folder, item_texts, cache_dir)
+    lm = AutoModel.from_pretrained(str(folder), local_files_only=True)
+    mask_id = None
+    if config.objective == "cloze":
+        mask_id = AutoTokenizer.from_pretrained(str(folder), local_files_only=True).mask_token_id
+    teacher.load_language_model(lm, encodings, mask_id)
+    log.info("teacher from %s: %d layers, hidden %d", folder, len(teacher.layers),
+             teacher.bert_config["hidden_size"])
+    return teacher

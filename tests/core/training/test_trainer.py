@@ -1,0 +1,47 @@
+"""The training loop: it learns, stops early, respects a time budget and reports a history."""
+
+from __future__ import annotations
+
+from core.data.split import EvalSet
+from core.models.student import Student
+from core.settings import TrainConfig
+from core.training import fit, seed_everything, training_batches
+from tests.core.models.factories import ITEMS, student_config, tiny_sequences
+
+
+def _data() -> tuple[dict[int, list[int]], EvalSet]:
+    sequences = tiny_sequences(40)
+    train = {u: s[:-1] for u, s in sequences.items()}
+    valid = EvalSet(list(sequences), [s[:-1] for s in sequences.values()], [s[-1] for s in sequences.values()])
+    return train, valid
+
+
+def test_a_student_learns_the_pattern_and_reports_a_history() -> None:
+    train, valid = _data()
+    seed_everything(0)
+    model = Student(student_config(dropout=0.0), ITEMS)
+    config = TrainConfig(epochs=30, batch_size=8, lr=5e-3, warmup_steps=5, patience=30, device="cpu")
+    history = fit(model, training_batches(model, train.values(), 8, 0), valid, config, progress=False)
+    assert len(history.epochs) == 30 and history.stopped == "epochs"
+    assert history.epochs[-1].loss < history.epochs[0].loss
+    curve = history.curve()
+    assert len(curve) == 30 and max(v for _, v in curve) > 0.6  # next = item + 1 is learnable
+    assert history.best_metric == max(v for _, v in curve)
+    assert all(a.elapsed_s <= b.elapsed_s for a, b in zip(history.epochs, history.epochs[1:]))
+
+
+def test_early_stopping_restores_the_best_epoch() -> None:
+    train, valid = _data()
+    seed_everything(0)
+    model = Student(student_config(), ITEMS)
+    config = TrainConfig(epochs=50, batch_size=8, lr=1e-9, warmup_steps=0, patience=2, device="cpu")
+    history = fit(model, training_batches(model, train.values(), 8, 0), valid, config, progress=False)
+    assert history.stopped == "patience" and len(history.epochs) == 3 and history.best_epoch == 1
+
+
+def test_time_budget_stops_training() -> None:
+    train, valid = _data()
+    model = Student(student_config(), ITEMS)
+    config = TrainConfig(epochs=1000, batch_size=8, max_minutes=1e-6, device="cpu")
+    history = fit(model, training_batches(model, train.values(), 8, 0), valid, config, progress=False)
+    assert history.stopped == "budget" and len(history.epochs) == 1 and history.epochs[0].metrics
