@@ -1,0 +1,197 @@
+"""FAISS maximum-inner-product index over item embeddings, ids = item ids, seen items excluded.
+
+Built from an item-embedding matrix ``[num_items + 1, D]`` whose row 0 (padding) is left out;
+rows 1..n are added with their row number as FAISS id (``IndexIDMap``), so results are item ids.
+
+* ``flat`` (default): ``IndexFlatIP``, exact, the same top-K as brute-force ``q @ E.T``.
+* ``hnsw``: ``IndexHNSWFlat(METRIC_INNER_PRODUCT)``, approximate, for large catalogues.
+
+Excluding each query's own seen items (every query has a different set) is exact for ``flat``
+with either strategy; ``auto`` picks the faster one:
+
+* ``overfetch``: one batched search (a single GEMM over the whole batch) for
+  ``k + max |seen|`` neighbours, then seen items are removed row by row (vectorised). The
+  top-K unseen items are always among them, so this is exact. Its cost grows with the
+  largest seen set in the batch.
+* ``selector``: one search per query with an ``IDSelectorBitmap`` of allowed ids in
+  ``SearchParameters`` (FAISS translates it through the id map), so seen items are skipped
+  during the scan (flat) or graph walk (HNSW). Its cost does not depend on the seen sets.
+
+``auto`` uses ``overfetch`` for flat batches when ``fetch = k + max |seen|`` is at most
+``OVERFETCH_MAX`` or the catalogue has at least ``OVERFETCH_RATIO * fetch`` items, and
+``selector`` otherwise (single queries, large seen sets in small catalogues), and always
+``selector`` for HNSW (filtering inside the graph walk keeps recall without raising efSearch
+to k + |seen|). Measured (1 thread, D=64, B=256, k=10, best of 3; overfetch / selector):
+3,416 items, seen <= 50: 13 / 14 ms, <= 100: 19 / 21 ms, <= 200: 36 / 22 ms;
+50,000 items, seen <= 200: 134 / 159 ms (no exclusion: 6 and 102 ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+
+from core.settings import ServeConfig
+
+IndexKind = Literal["flat", "hnsw"]
+Strategy = Literal["auto", "overfetch", "selector"]
+OVERFETCH_MAX = 128
+OVERFETCH_RATIO = 32
+DEFAULT_EF_SEARCH = 128
+DEFAULT_EF_CONSTRUCTION = 80
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """``ids`` int64 ``[B, k]`` and ``scores`` float32 ``[B, k]``, best first per row.
+
+    Where fewer than k items are left (tiny catalogue, many exclusions) the row ends with
+    id -1 and score -inf.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+    def row(self, i: int) -> list[tuple[int, float]]:
+        """Query i's ``(item_id, score)`` pairs without the -1 padding."""
+        return [(int(item), float(score)) for item, score in zip(self.ids[i], self.scores[i], strict=True)
+                if item >= 0]
+
+    def rows(self) -> list[list[tuple[int, float]]]:
+        return [self.row(i) for i in range(len(self.ids))]
+
+
+def as_float32(matrix: Any) -> np.ndarray:
+    """A C-contiguous float32 numpy copy of a numpy array or torch tensor."""
+    if hasattr(matrix, "detach"):
+        matrix = matrix.detach().float().cpu().numpy()
+    return np.ascontiguousarray(np.asarray(matrix, dtype=np.float32))
+
+
+class ItemIndex:
+    """A FAISS index whose ids are item ids 1..num_items."""
+
+    def __init__(self, index: faiss.Index, kind: IndexKind, num_items: int, *,
+                 hnsw_m: int | None = None, ef_search: int = DEFAULT_EF_SEARCH,
+                 model_version: str | int | None = None) -> None:
+        if index.ntotal != num_items:
+            raise ValueError(f"index holds {index.ntotal} vectors, expected {num_items} items")
+        self.index = index
+        self.kind = kind
+        self.num_items = num_items
+        self.dim = int(index.d)
+        self.hnsw_m = hnsw_m
+        self.ef_search = ef_search
+        self.model_version = model_version  # whose item embeddings these are (kept in the metadata)
+
+    @classmethod
+    def build(cls, item_embeddings: Any, kind: IndexKind = "flat", *, hnsw_m: int = 32,
+              ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+              ef_search: int = DEFAULT_EF_SEARCH,
+              model_version: str | int | None = None) -> ItemIndex:
+        """Index rows 1..n of ``item_embeddings`` (``[num_items + 1, D]``) under ids 1..n."""
+        matrix = as_float32(item_embeddings)
+        if matrix.ndim != 2 or matrix.shape[0] < 2:
+            raise ValueError(f"expected [num_items + 1, D] embeddings, got shape {matrix.shape}")
+        num_items, dim = matrix.shape[0] - 1, matrix.shape[1]
+        if kind == "flat":
+            inner: faiss.Index = faiss.IndexFlatIP(dim)
+        elif kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = ef_construction
+            inner.hnsw.efSearch = ef_search
+        else:
+            raise ValueError(f"unknown index kind {kind!r} (flat or hnsw)")
+        index = faiss.IndexIDMap(inner)
+        index.add_with_ids(matrix[1:], np.arange(1, num_items + 1, dtype=np.int64))
+        return cls(index, kind, num_items, hnsw_m=hnsw_m if kind == "hnsw" else None,
+                   ef_search=ef_search, model_version=model_version)
+
+    @classmethod
+    def from_config(cls, item_embeddings: Any, serve: ServeConfig,
+                    model_version: str | int | None = None) -> ItemIndex:
+        """Build the kind of index ``ServeConfig`` asks for (``index``, ``hnsw_m``)."""
+        return cls.build(item_embeddings, serve.index, hnsw_m=serve.hnsw_m, model_version=model_version)
+
+    # --- search --------------------------------------------------------------------------
+    def search(self, queries: Any, k: int, exclude: Sequence[Collection[int]] | None = None,
+               strategy: Strategy = "auto") -> SearchResult:
+        """Top-``k`` items by inner product for each query row, minus that row's ``exclude`` ids."""
+        vectors = as_float32(queries)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise ValueError(f"queries must be [B, {self.dim}], got shape {vectors.shape}")
+        if exclude is not None and len(exclude) != len(vectors):
+            raise ValueError(f"{len(exclude)} exclusion sets for {len(vectors)} queries")
+        k = max(1, int(k))
+        seen = [self._valid_ids(row) for row in exclude] if exclude is not None else None
+        if not seen or not any(len(row) for row in seen):
+            scores, ids = self._search(vectors, min(k, self.num_items))
+            return _padded(ids, scores, k)
+        if strategy == "auto":
+            fetch = k + max(len(row) for row in seen)
+            cheap = fetch <= OVERFETCH_MAX or self.num_items >= OVERFETCH_RATIO * fetch
+            flat_batch = self.kind == "flat" and len(vectors) > 1
+            strategy = "overfetch" if flat_batch and cheap else "selector"
+        if strategy == "overfetch":
+            return self._search_overfetch(vectors, k, seen)
+        if strategy == "selector":
+            return self._search_selector(vectors, k, seen)
+        raise ValueError(f"unknown strategy {strategy!r}")
+
+    def _valid_ids(self, ids: Collection[int]) -> np.ndarray:
+        array = np.unique(np.fromiter(ids, dtype=np.int64, count=len(ids)))
+        return array[(array >= 1) & (array <= self.num_items)]
+
+    def _params(self, k: int, selector: faiss.IDSelector | None = None) -> faiss.SearchParameters:
+        if self.kind == "hnsw":
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k))
+        return faiss.SearchParameters(sel=selector)
+
+    def _search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        params = self._params(k) if self.kind == "hnsw" else None
+        return self.index.search(vectors, k, params=params)
+
+    def _search_overfetch(self, vectors: np.ndarray, k: int, seen: list[np.ndarray]) -> SearchResult:
+        fetch = min(k + max(len(row) for row in seen), self.num_items)
+        scores, ids = self._search(vectors, fetch)
+        width = self.num_items + 1
+        rows = np.repeat(np.arange(len(seen), dtype=np.int64), [len(row) for row in seen])
+        excluded_keys = rows * width + np.concatenate(seen)
+        keys = np.arange(len(ids), dtype=np.int64)[:, None] * width + ids
+        drop = (ids < 0) | np.isin(keys, excluded_keys)
+        order = np.argsort(drop, axis=1, kind="stable")[:, :k]  # kept ones first, rank order kept
+        kept_ids = np.take_along_axis(ids, order, axis=1)
+        kept_scores = np.take_along_axis(scores, order, axis=1)
+        dropped = np.take_along_axis(drop, order, axis=1)
+        return _padded(np.where(dropped, -1, kept_ids), np.where(dropped, -np.inf, kept_scores), k)
+
+    def _search_selector(self, vectors: np.ndarray, k: int, seen: list[np.ndarray]) -> SearchResult:
+        k_eff = min(k, self.num_items)
+        ids = np.full((len(vectors), k_eff), -1, dtype=np.int64)
+        scores = np.full((len(vectors), k_eff), -np.inf, dtype=np.float32)
+        allowed = np.ones(self.num_items + 1, dtype=bool)
+        allowed[0] = False
+        for row, excluded in enumerate(seen):
+            allowed[excluded] = False
+            bits = np.packbits(allowed, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n in bytes
+            row_scores, row_ids = self.index.search(vectors[row:row + 1], k_eff,
+                                                    params=self._params(k_eff, selector))
+            ids[row], scores[row] = row_ids[0], row_scores[0]
+            allowed[excluded] = True
+        return _padded(ids, scores, k)
+
+
+def _padded(ids: np.ndarray, scores: np.ndarray, k: int) -> SearchResult:
+    """Pad to k columns; FAISS's -1 ids get score -inf."""
+    ids = ids.astype(np.int64, copy=False)
+    scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
+    if ids.shape[1] < k:
+        extra = k - ids.shape[1]
+        ids = np.pad(ids, ((0, 0), (0, extra)), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, extra)), constant_values=-np.inf)
+    return SearchResult(ids, scores)
