@@ -1,0 +1,268 @@
+"""Quality benchmark on ML-1M: popularity, student without / with KD, teacher, random-init teacher.
+
+    .venv/bin/python -m bench.quality --profile cpu            # ~90 min on a 2-core CPU
+    .venv/bin/python -m bench.quality --profile full --device cuda
+    .venv/bin/python -m bench.quality --profile cpu --study all   # objective and KD alpha/T selection
+
+Full ranking over all items, leave-one-out, seen items removed, test targets. Writes
+bench/results/quality-ml1m.md and .json (studies: quality-ml1m-selection.*). Trained models are
+kept under var/artifacts/bench/ and reused by later runs with the same settings (--retrain to
+train again). The teacher objective and the KD alpha/T come from the selection study when its
+results exist for this profile (picked by validation NDCG@10), else the profile's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import quality_report as report
+from bench.quality_profiles import PROFILES, Profile
+from bench.quality_timing import serving_speed
+from core.data.catalog import load_dataset
+from core.data.dataset import Dataset
+from core.data.split import LeaveOneOut, leave_one_out
+from core.evaluation import evaluate
+from core.models.artifacts import load_model, read_metrics, save_model
+from core.models.base import SequenceModel
+from core.models.popularity import Popularity
+from core.models.scorer import ModelScorer
+from core.settings import load_settings
+from core.training.recipes import TrainResult, distill_student, teacher_cache, train_student, train_teacher
+
+log = logging.getLogger("bench.quality")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        profile = PROFILES[args.profile]
+        self.profile: Profile = profile.scaled(args.scale) if args.scale != 1.0 else profile
+        self.device = args.device
+        settings = load_settings()
+        data = load_dataset(args.dataset, settings.data_dirs)
+        if args.users:
+            data = Dataset(data.name, data.items, {u: data.sequences[u] for u in sorted(data.sequences)[:args.users]})
+        self.data = data
+        self.folds: LeaveOneOut = leave_one_out(data)
+        self.artifacts = Path(settings.artifact_dir) / "bench" / Path(args.dataset).name
+        self.text_cache = Path(settings.artifact_dir) / "text-encodings"
+        stem = f"quality-{Path(args.dataset).name.replace('-', '')}"
+        self.out = (RESULTS / stem) if not args.users else Path("var/bench-smoke") / stem
+        self.started = time.perf_counter()
+
+    # --- training with reuse ---------------------------------------------------------------
+    def trained(self, name: str, payload: dict[str, Any], train: Callable[[], TrainResult],
+                reuse: bool = True) -> tuple[SequenceModel, dict[str, Any]]:
+        payload = {**payload, "data": self.data.summary(), "name": name}
+        key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        folder = self.artifacts / f"{name.replace(' ', '-').replace(',', '')}-{key}"
+        if reuse and not self.args.retrain and (folder / "model.safetensors").is_file():
+            log.info("reusing %s from %s", name, folder)
+            return load_model(folder, self._device()), {**read_metrics(folder), "reused": True, "folder": str(folder)}
+        result = train()
+        meta = {"history": result.history.to_dict(), "train_seconds": result.seconds, "valid": result.valid}
+        save_model(result.model, folder, metrics=meta, extra={"payload": payload})
+        return result.model, {**meta, "reused": False, "folder": str(folder)}
+
+    def _device(self) -> str:
+        return "cuda" if self.device == "auto" and torch.cuda.is_available() else ("cpu" if self.device == "auto"
+                                                                                   else self.device)
+
+    def _train(self, config: Any) -> Any:
+        return config.model_copy(update={"device": self.device})
+
+    def teacher(self, config: Any, train: Any, name: str) -> tuple[SequenceModel, dict[str, Any]]:
+        p = self.profile
+        payload = {"teacher": config.model_dump(), "train": train.model_dump(), "windows": p.teacher_windows,
+                   "valid_users": p.teacher_valid_users}
+        return self.trained(name, payload, lambda: train_teacher(
+            self.data.item_texts(), self.folds, config, self._train(train), self.text_cache,
+            p.teacher_windows, p.teacher_valid_users))
+
+    def cache(self, teacher: SequenceModel, teacher_folder: str, keep_hidden: bool = False) -> Any:
+        p = self.profile
+        name = f"teacher-scores-{Path(teacher_folder).name}-L{p.student.max_len}-k{p.distill.top_k}" \
+               f"-last{p.kd_last}{'-hidden' if keep_hidden else ''}.safetensors"
+        return teacher_cache(teacher, self.folds, p.student.max_len, p.distill.top_k, p.temperatures,
+                             self.artifacts / name, last=p.kd_last, device=self.device, keep_hidden=keep_hidden)
+
+    def row(self, model_name: str, scorer: Any, model: SequenceModel | None, meta: dict[str, Any]) -> dict[str, Any]:
+        test = evaluate(scorer, self.folds.test)
+        row: dict[str, Any] = {"model": model_name, "test": test, **{k: meta.get(k) for k in
+                               ("train_seconds", "reused", "valid", "history", "folder")}}
+        if model is not None:
+            row["params"] = model.parameter_counts()
+            row["speed"] = serving_speed(model, self.folds.test.inputs)
+        log.info("%s: test NDCG@10 %.4f", model_name, test["NDCG@10"])
+        return row
+
+    # --- the table -------------------------------------------------------------------------
+    def selection(self) -> dict[str, Any]:
+        path = self.out.parent / f"{self.out.name}-selection.json"
+        if not path.is_file():
+            return {}
+        payload = json.loads(path.read_text())
+        return payload if payload.get("profile") == self.profile.name else {}
+
+    def main_table(self) -> None:
+        p, picked = self.profile, self.selection()
+        teacher_config = p.teacher
+        if picked.get("objective", {}).get("winner"):
+            teacher_config = teacher_config.model_copy(update={"objective": picked["objective"]["winner"]})
+        distill = p.distill
+        if picked.get("kd", {}).get("winner"):
+            w = picked["kd"]["winner"]
+            distill = distill.model_copy(update={"alpha": w["alpha"], "temperature": w["temperature"],
+                                                 "hidden_weight": w.get("hidden_weight", 0.0)})
+        rows: dict[str, dict[str, Any]] = {}
+        pop = Popularity(self.data.num_items).fit(self.folds.train_for_test())
+        rows["popularity"] = self.row("popularity", pop, None, {})
+        teacher, t_meta = self.teacher(teacher_config, p.teacher_train, "teacher")
+        rows["teacher"] = self.row("teacher", ModelScorer(teacher), teacher, t_meta)
+        twin_config = teacher_config.model_copy(update={"pretrained": False})
+        twin, r_meta = self.teacher(twin_config, p.teacher_train, "teacher random init")
+        rows["teacher, random init"] = self.row("teacher, random init", ModelScorer(twin), twin, r_meta)
+        del twin
+        plain, s_meta = self.trained("student", {"student": p.student.model_dump(),
+                                                 "train": p.student_train.model_dump()},
+                                     lambda: train_student(self.folds, p.student, self._train(p.student_train)))
+        rows["student without KD"] = self.row("student without KD", ModelScorer(plain), plain, s_meta)
+        started = time.perf_counter()
+        cache = self.cache(teacher, t_meta["folder"], keep_hidden=distill.hidden_weight > 0)
+        cache_seconds = time.perf_counter() - started
+        hidden = teacher.item_embeddings().shape[1]
+        kd, k_meta = self.trained("student KD", {"student": p.student.model_dump(), "distill": distill.model_dump(),
+                                                 "train": p.student_train.model_dump(), "teacher": t_meta["folder"]},
+                                  lambda: distill_student(self.folds, p.student, self._train(p.student_train),
+                                                          distill, cache, teacher_hidden=hidden))
+        rows["student with KD"] = self.row("student with KD", ModelScorer(kd), kd, k_meta)
+        order = ["popularity", "student without KD", "student with KD", "teacher", "teacher, random init"]
+        ordered = [rows[name] for name in order]
+        elapsed = time.perf_counter() - self.started
+        md = [f"# Quality on {self.data.name}: full ranking, leave-one-out, test targets", "",
+              f"Profile **{p.name}**: {p.summary}", "",
+              f"Data: {self.data.summary()}; {len(self.folds.test)} test users. Device for training: "
+              f"{self._device()}; serving columns measured on the CPU with {torch.get_num_threads()} threads "
+              f"({platform.processor() or platform.machine()}). This run took {elapsed / 60:.1f} min"
+              f" (teacher scores for KD: {cache_seconds / 60:.1f} min, {len(cache.logits):,} positions).", "",
+              report.table(ordered), "",
+              f"Teacher objective: **{teacher_config.objective}**, KD alpha **{distill.alpha}**, "
+              f"T **{distill.temperature}**, hidden alignment weight {distill.hidden_weight} "
+              f"({'picked by the selection study below' if picked else 'profile defaults: no selection study for this profile yet'}).",
+              "", "## Targets (reported, not asserted)", "", *report.targets(rows, p.name), "",
+              "## Teacher learning curve (valid NDCG@10 per epoch)", "",
+              report.curve(rows["teacher"].get("history") or {}), "",
+              "## Random-init teacher learning curve", "", report.curve(rows["teacher, random init"].get("history") or {})]
+        if picked:
+            md += ["", "## Selection (from quality-*-selection.md)", "", picked.get("summary", "")]
+        report.write(self.out, "\n".join(md), {"profile": p.name, "rows": ordered, "elapsed_s": elapsed,
+                                               "teacher_objective": teacher_config.objective,
+                                               "distill": distill.model_dump(), "selection": picked,
+                                               "cache_seconds": cache_seconds})
+        print("\n".join(md[:9]))
+
+    # --- selection studies -------------------------------------------------------------------
+    def study(self, which: str) -> None:
+        path = self.out.parent / f"{self.out.name}-selection.json"
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+        payload: dict[str, Any] = previous if previous.get("profile") == self.profile.name else {"profile": self.profile.name}
+        if which in ("objective", "all"):
+            payload["objective"] = self.objective_study()
+        if which in ("kd", "all"):
+            payload["kd"] = self.kd_study()
+        lines = [f"# Selection on {self.data.name} (profile {self.profile.name}), by validation NDCG@10", ""]
+        for part in ("objective", "kd"):
+            if part in payload:
+                lines += [f"## {part}", "", payload[part]["text"], ""]
+        payload["summary"] = "\n".join(lines[2:])
+        report.write(path.with_suffix(""), "\n".join(lines), payload)
+        print("\n".join(lines))
+
+    def objective_study(self) -> dict[str, Any]:
+        p, runs = self.profile, {}
+        for objective in ("causal", "cloze"):
+            config = p.study_teacher.model_copy(update={"objective": objective})
+            _, meta = self.teacher(config, p.study_teacher_train, f"study teacher {objective}")
+            runs[objective] = {"valid_ndcg10": meta["valid"].get("NDCG@10", 0.0), "history": meta["history"]}
+        ranked = sorted(runs, key=lambda k: -runs[k]["valid_ndcg10"])
+        best, other = runs[ranked[0]]["valid_ndcg10"], runs[ranked[1]]["valid_ndcg10"]
+        t = p.study_teacher
+        text = (f"Teacher objective, MiniLM truncated to {t.num_layers} layers, input {t.max_len}, "
+                f"{p.study_teacher_train.max_minutes or 'no'} min budget each, valid users: "
+                f"{p.teacher_valid_users or 'all'}:\n\n| objective | valid NDCG@10 | epochs |\n|---|---|---|\n" +
+                "\n".join(f"| {k} | {runs[k]['valid_ndcg10']:.4f} | {len(runs[k]['history']['epochs'])} |"
+                          for k in ranked) +
+                f"\n\nWinner: **{ranked[0]}** by {best - other:+.4f} ({(best / other - 1) * 100 if other else 0:+.1f}%).")
+        return {"runs": runs, "winner": ranked[0], "margin": best - other, "text": text}
+
+    def kd_study(self) -> dict[str, Any]:
+        p = self.profile
+        teacher, t_meta = self.teacher(p.teacher, p.teacher_train, "teacher")
+        train = p.study_student_train
+        runs = []
+        _, base = self.trained("study student", {"student": p.student.model_dump(), "train": train.model_dump()},
+                               lambda: train_student(self.folds, p.student, self._train(train)))
+        no_kd = base["valid"].get("NDCG@10", 0.0)
+        hidden = teacher.item_embeddings().shape[1]
+        for alpha, temperature, hidden_weight in p.kd_grid:
+            distill = p.distill.model_copy(update={"alpha": alpha, "temperature": temperature,
+                                                   "hidden_weight": hidden_weight})
+            cache = self.cache(teacher, t_meta["folder"], keep_hidden=hidden_weight > 0)
+            _, meta = self.trained("study student KD", {"student": p.student.model_dump(), "train": train.model_dump(),
+                                                        "distill": distill.model_dump(), "teacher": t_meta["folder"]},
+                                   lambda: distill_student(self.folds, p.student, self._train(train), distill, cache,
+                                                           teacher_hidden=hidden))
+            runs.append({"alpha": alpha, "temperature": temperature, "hidden_weight": hidden_weight,
+                         "valid_ndcg10": meta["valid"].get("NDCG@10", 0.0),
+                         "epochs": len(meta["history"]["epochs"])})
+        ranked = sorted(runs, key=lambda r: -r["valid_ndcg10"])
+        win = ranked[0]
+        text = (f"KD alpha / T (student {p.student.num_layers} x {p.student.hidden}, "
+                f"{train.max_minutes or 'no'} min budget each, teacher = the profile's teacher, valid all users):\n\n"
+                "| alpha | T | hidden weight | valid NDCG@10 | epochs |\n|---|---|---|---|---|\n" +
+                "\n".join(f"| {r['alpha']} | {r['temperature']} | {r['hidden_weight']} | {r['valid_ndcg10']:.4f} "
+                          f"| {r['epochs']} |" for r in ranked) +
+                f"\n| no KD | - | - | {no_kd:.4f} | {len(base['history']['epochs'])} |\n\n"
+                f"Winner: **alpha {win['alpha']}, T {win['temperature']}, hidden {win['hidden_weight']}**, "
+                f"{win['valid_ndcg10'] - ranked[1]['valid_ndcg10']:+.4f} over the runner-up, "
+                f"{(win['valid_ndcg10'] / no_kd - 1) * 100 if no_kd else 0:+.1f}% over no KD at the same budget.")
+        return {"runs": runs, "no_kd": no_kd, "winner": win, "text": text}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (training; serving speed is CPU)")
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--study", choices=("none", "objective", "kd", "all"), default="none",
+                        help="run the selection study instead of the table")
+    parser.add_argument("--retrain", action="store_true", help="ignore trained models under var/artifacts")
+    parser.add_argument("--users", type=int, default=0, help="first N users only (smoke runs; results to var/)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every time budget (smoke runs)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    torch.set_num_threads(args.threads)
+    bench = Bench(args)
+    if args.study != "none":
+        bench.study(args.study)
+    else:
+        bench.main_table()
+
+
+if __name__ == "__main__":
+    main()

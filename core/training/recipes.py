@@ -1,0 +1,120 @@
+"""End-to-end recipes: fine-tune the teacher, train a student alone, distil a student.
+
+Used by ``kdrec train``, the quality benchmark and the refit job, so they all train the same
+way. Each recipe seeds everything (``TrainConfig.seed``) before building its model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.data.split import EvalSet, LeaveOneOut
+from core.distill.cache import TeacherCache, build_teacher_cache
+from core.distill.loss import DistillObjective
+from core.models.base import SequenceModel
+from core.models.scorer import resolve_device
+from core.models.student import Student
+from core.models.teacher import build_teacher
+from core.settings import DistillConfig, StudentConfig, TeacherConfig, TrainConfig
+from core.training.data import BatchSource, WindowMode, causal_windows, training_batches
+from core.training.history import History
+from core.training.trainer import fit, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    model: SequenceModel
+    history: History
+    seconds: float
+
+    @property
+    def valid(self) -> dict[str, float]:
+        """Validation metrics of the epoch whose weights were kept."""
+        for record in self.history.epochs:
+            if record.epoch == self.history.best_epoch and record.metrics:
+                return record.metrics
+        return {}
+
+
+def valid_subset(folds: LeaveOneOut, users: int | None) -> EvalSet:
+    """The first ``users`` validation users (all when None): cheaper early stopping."""
+    return folds.valid if users is None else folds.valid.head(users)
+
+
+def train_teacher(item_texts: Sequence[str], folds: LeaveOneOut, config: TeacherConfig, train: TrainConfig,
+                  text_cache: Path | None, windows: WindowMode = "all", valid_users: int | None = None,
+                  progress: bool = True) -> TrainResult:
+    """Fine-tune the LM teacher (or its random-init twin) on the training sequences."""
+    started = time.perf_counter()
+    seed_everything(train.seed)
+    teacher = build_teacher(config, item_texts, text_cache)
+    batches = training_batches(teacher, folds.train.values(), train.batch_size, train.seed, windows)
+    label = "teacher" if config.pretrained else "teacher (random init)"
+    history = fit(teacher, batches, valid_subset(folds, valid_users), train, desc=label, progress=progress)
+    return TrainResult(teacher, history, time.perf_counter() - started)
+
+
+def train_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, windows: WindowMode = "last",
+                  valid_users: int | None = None, progress: bool = True) -> TrainResult:
+    """The student on its own (no teacher): the "student without KD" baseline."""
+    started = time.perf_counter()
+    seed_everything(train.seed)
+    student = Student(config, folds.num_items)
+    batches = training_batches(student, folds.train.values(), train.batch_size, train.seed, windows)
+    history = fit(student, batches, valid_subset(folds, valid_users), train, desc="student", progress=progress)
+    return TrainResult(student, history, time.perf_counter() - started)
+
+
+def teacher_cache(teacher: SequenceModel, folds: LeaveOneOut, student_max_len: int, top_k: int,
+                  temperatures: Sequence[float], path: Path | None = None, windows: WindowMode = "last",
+                  last: int | None = None, device: str = "auto", keep_hidden: bool = False,
+                  progress: bool = True) -> TeacherCache:
+    """Teacher top-k scores for the student's training windows; read from ``path`` when there."""
+    if path is not None and path.is_file():
+        cache = TeacherCache.load(path)
+        if set(temperatures) <= set(cache.temperatures) and cache.top_k >= min(top_k, teacher.num_items) \
+                and (cache.hidden is not None or not keep_hidden):
+            log.info("teacher scores from cache %s", path)
+            return cache
+    inputs, targets = causal_windows(folds.train.values(), student_max_len, windows)
+    started = time.perf_counter()
+    cache = build_teacher_cache(teacher, inputs, targets, top_k, temperatures, last=last,
+                                keep_hidden=keep_hidden, device=resolve_device(device), progress=progress)
+    log.info("teacher scores for %d positions in %.1fs", len(cache.logits), time.perf_counter() - started)
+    if path is not None:
+        cache.save(path)
+    return cache
+
+
+def distill_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, distill: DistillConfig,
+                    cache: TeacherCache, windows: WindowMode = "last", valid_users: int | None = None,
+                    teacher_hidden: int | None = None, progress: bool = True) -> TrainResult:
+    """Train a student with alpha * CE + (1 - alpha) * T^2 * KL against the cached teacher."""
+    started = time.perf_counter()
+    seed_everything(train.seed)
+    student = Student(config, folds.num_items)
+    inputs, targets = causal_windows(folds.train.values(), config.max_len, windows)
+    if len(inputs) != cache.num_windows:
+        raise ValueError(f"the teacher cache has {cache.num_windows} windows, the student {len(inputs)}: "
+                         "it was built for other sequences or another student input length")
+    source = cache.at_temperature(distill.temperature)
+    batches = BatchSource(inputs, targets, train.batch_size, train.seed, source)
+    objective = DistillObjective(student, distill, teacher_hidden=teacher_hidden)
+    history = fit(student, batches, valid_subset(folds, valid_users), train, objective=objective,
+                  desc=f"student KD a={distill.alpha} T={distill.temperature}", progress=progress)
+    return TrainResult(student, history, time.perf_counter() - started)
+
+
+def release(model: SequenceModel) -> None:
+    """Free accelerator memory held by a model that is no longer needed."""
+    model.to("cpu")
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
