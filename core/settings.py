@@ -122,7 +122,20 @@ class JobsConfig(_Frozen):
     cron: str | None = None
     tolerance: float = Field(default=0.005, ge=0.0)
     keep_versions: int = Field(default=5, ge=1)
+    """Artifact folders kept on disk per model kind (the active version is always kept)."""
     lock_ttl_seconds: int = Field(default=600, ge=10)
+    """The pipeline lease expires this long after its holder's last heartbeat."""
+    teacher_epochs: int = Field(default=3, ge=0)
+    """Epochs of the warm-started teacher refit (0: the active teacher unchanged)."""
+    teacher_max_minutes: float | None = Field(default=10.0, gt=0)
+    teacher_lr: float | None = Field(default=5e-4, gt=0)
+    """Learning rate of the teacher refit (None: ``TrainConfig.lr``)."""
+    teacher_windows: Literal["all", "last"] = "all"
+    student_epochs: int = Field(default=20, ge=0)
+    """Epochs of the student redistillation (0: an untrained student, always rejected)."""
+    student_max_minutes: float | None = Field(default=5.0, gt=0)
+    valid_users: int | None = Field(default=2000, ge=1)
+    """Validation users for early stopping during the refit (None: all)."""
 
 
 class Settings(BaseSettings):
