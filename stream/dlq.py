@@ -3,7 +3,8 @@
 Layout (chosen: headers, not an envelope). The DLQ record's **value is the original value
 unchanged** and its **key the original key**, so a fixed record can be re-published to the
 events topic as it is, and bytes that are not even UTF-8 survive. The original headers are
-kept, and kdrec adds:
+kept (a record with neither key nor value gets the empty key, as kafka-python needs one of
+them), and kdrec adds:
 
 * ``kdrec.reason``: UTF-8 ``"<code>: <detail>"`` (e.g. ``"unknown_item: item_id 99 is not in
   the catalogue"``), at most 1000 bytes;
@@ -76,6 +77,8 @@ class DeadLetters:
         """Queue the original ``value``/``key``/``headers`` with the reason (asynchronous)."""
         if isinstance(rejection, str):
             rejection = Rejection("rejected", rejection)
+        if key is None and value is None:
+            key = b""  # kafka-python cannot send a record with neither key nor value
         return self.producer.send(self.topic, key=key, value=value,
                                   headers=dead_letter_headers(rejection, source, headers))
 
