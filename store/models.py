@@ -165,3 +165,50 @@ class Recommendation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     event_id: Mapped[str | None] = mapped_column(String(64))
     event_ts: Mapped[int | None] = mapped_column(BigInteger)
+
+
+JOB_RUN_STATUSES = ("running", "succeeded", "failed", "skipped")
+JOB_DECISIONS = ("promoted", "rejected", "failed")
+
+
+class JobRun(Base):
+    """One run of a scheduled job (the refit pipeline): when, by whom, what it decided and why."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'succeeded', 'failed', 'skipped')", name="status"),
+        CheckConstraint("decision IS NULL OR decision IN ('promoted', 'rejected', 'failed')", name="decision"),
+        Index("ix_job_runs_job_started_at", "job", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    holder: Mapped[str] = mapped_column(String(255))
+    """The process that ran it (``host:pid:nonce``)."""
+    status: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
+    stage: Mapped[str | None] = mapped_column(String(32))
+    """The stage in progress, or where a failed run stopped."""
+    decision: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    candidate_teacher_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    candidate_student_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    active_student_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    """The version the candidate was compared with (active when the run started)."""
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Holdout metrics: ``candidate``, ``active`` (students) and ``candidate_teacher``."""
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """Stage timings, data size, budgets, how the teacher started."""
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class JobLock(Base):
+    """A lease: at most one holder of ``name`` until ``expires_at`` (renewed while it works)."""
+
+    __tablename__ = "job_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
