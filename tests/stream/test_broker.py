@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -9,7 +13,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from core.settings import KafkaSettings
-from stream.broker import BrokerError, EmbeddedBroker, find_broker_binary
+from stream.broker import BrokerError, EmbeddedBroker, ensure_local_broker, find_broker_binary, free_port
+from stream.net import port_open
 from stream.topics import CONTROL_PARTITIONS, ensure_topics
 
 pytestmark = pytest.mark.kafka
@@ -119,3 +124,35 @@ def test_two_consumers_share_the_partitions(kafka: KafkaSettings) -> None:
         assert member.records and {partition for partition, _ in member.records} <= owned
     values = sorted(int(value) for m in members for _, value in m.records)
     assert values == list(range(40))
+
+
+def test_ensure_local_broker_starts_only_when_needed(kafka_broker: EmbeddedBroker) -> None:
+    assert ensure_local_broker(kafka_broker.settings) is None  # already reachable
+    assert ensure_local_broker(KafkaSettings(bootstrap_servers="kafka.example:9092")) is None
+    idle = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    assert ensure_local_broker(idle.model_copy(update={"embedded_broker": False})) is None
+    started = ensure_local_broker(idle)
+    assert started is not None
+    try:
+        assert started.running and started.topics[idle.events_topic] == idle.partitions
+    finally:
+        started.stop()
+    assert not started.running
+
+
+def test_broker_command_runs_until_interrupted() -> None:
+    port = free_port()
+    env = {**os.environ, "KDREC_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "KDREC_KAFKA__PARTITIONS": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "broker"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert f"broker listening on 127.0.0.1:{port}" in line and "kdrec.events (2)" in line
+        assert port_open("127.0.0.1", port)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        assert not port_open("127.0.0.1", port)  # the broker process went with it
+    finally:
+        if process.poll() is None:
+            process.kill()
