@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str | None]] = [
     ("cli.demo", None),
     ("cli.broker", None),
     ("cli.replay", None),
+    ("cli.consume", None),
     ("cli.train", "train"),
 ]
 

@@ -1,0 +1,346 @@
+"""The stream consumer: click events -> SQL -> the active student -> FAISS -> recommendations.
+
+Delivery guarantee: **at-least-once delivery, exactly-once effect in SQL** (as Quix Streams
+and Kafka Connect sinks do it: commit offsets after the database write, idempotent sink).
+For each batch returned by ``poll`` (at most ``KafkaSettings.max_poll_records``):
+
+1. decode every record (``stream.events``); invalid ones are set aside with their reason;
+2. ONE SQL transaction (``stream.batch.apply_batch``): ``append_events`` (idempotent by
+   ``event_id``), the touched users' sequences re-encoded by the active student in one
+   forward pass, one FAISS search with each user's seen items excluded, the top K
+   (``ServeConfig.top_k``) written to ``recommendations`` with the model version and the
+   triggering event; then COMMIT;
+3. dead letters (original bytes + reason, ``stream.dlq``) and the recommendations
+   (``stream.recommendations``) are sent and the producer flushed (all acknowledged);
+4. only then are the batch's Kafka offsets committed.
+
+A crash anywhere before step 4 redelivers the batch: its events are duplicates (no SQL
+change), the recommendations they triggered are read back and published again (flagged
+``replayed``), rejected records are dead-lettered again. So SQL holds every event exactly
+once, and both output topics are at-least-once. Offsets are never committed for a batch
+whose transaction failed.
+
+Failures: the database unavailable (connection errors, locks timing out) -> the batch is
+rolled back, the consumer seeks back to its first offsets and retries after a backoff, never
+skipping it. The broker unreachable (noticed by a TCP probe while polls come back empty, or
+a Kafka error on send/commit) -> clients are closed, and the consumer waits with backoff
+until the broker answers, re-creates the topics (idempotent; an in-memory broker loses them
+on restart) and joins the group again with fresh clients, resuming from the committed
+offsets (or the earliest ones when the broker lost them; re-applying is harmless).
+
+Model versions: the active student comes from ``store.active.ActiveModel``. By default a
+background thread asks the registry every ``model_check_s`` and loads a newly promoted
+version completely off the hot path; the loop takes the loaded version once per batch, so a
+swap happens between batches, never inside one. Without an active student, events are still
+stored (recommendations are skipped; logged once).
+
+``stop()`` (the CLI calls it on SIGTERM/SIGINT) lets the current batch finish, commit, then
+closes the clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import KafkaSettings, ServeConfig
+from store.active import ActiveModel
+from store.versions import LoadedVersion
+from stream.batch import Applied, Catalogue, Decoded, apply_batch, decode_batch, now_ms
+from stream.dlq import DeadLetters, Source
+from stream.metrics import ConsumerMetrics
+from stream.model_watch import ModelWatcher
+from stream.net import any_reachable
+from stream.producer import producer_options
+from stream.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    """Timing knobs of the loop (the Kafka and serving settings come from ``Settings``)."""
+
+    poll_timeout_ms: int = 500
+    probe_every_s: float = 2.0
+    """While polls come back empty, check this often that the broker still accepts connections."""
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+    model_check_s: float = 2.0
+    background_model_loading: bool = True
+    send_timeout_s: float = 30.0
+    client_id: str = "kdrec-consumer"
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Errors worth retrying the batch for: lost connections, locks timing out, pool timeouts."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class Backoff:
+    """Exponential delays ``initial * 2^n`` capped at ``maximum``; ``reset()`` after a success."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.initial, self.maximum, self.attempt = initial, maximum, 0
+
+    def next(self) -> float:
+        delay = min(self.maximum, self.initial * 2 ** self.attempt)
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class StreamConsumer:
+    """One member of the consumer group; ``run()`` blocks until ``stop()``."""
+
+    def __init__(self, kafka: KafkaSettings, serve: ServeConfig, sessions: sessionmaker[Session],
+                 active: ActiveModel, *, sequence_length: int, options: ConsumerOptions = ConsumerOptions(),
+                 metrics: ConsumerMetrics | None = None) -> None:
+        self.kafka = kafka
+        self.serve = serve
+        self.sessions = sessions
+        self.active = active
+        self.sequence_length = sequence_length
+        self.options = options
+        self.metrics = metrics or ConsumerMetrics()
+        self.catalogue = Catalogue(sessions)
+        self._stop = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._db_backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
+        self._broker_backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
+        self._probed_at = time.monotonic()
+        self._warned_no_model = False
+        self._was_connected = False
+        self.on_batch: Callable[[ConsumerMetrics], None] | None = None
+        """Called after every committed batch (benchmarks and tests watch progress with it)."""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish the current batch, commit and close (thread/signal safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def assignment(self) -> set[int]:
+        """The events-topic partitions this member owns right now (empty while disconnected)."""
+        consumer = self._consumer
+        try:
+            return {tp.partition for tp in consumer.assignment()} if consumer is not None else set()
+        except Exception:  # noqa: BLE001 - read from another thread while reconnecting
+            return set()
+
+    def run(self) -> ConsumerMetrics:
+        watcher = ModelWatcher(self.active, self.options.model_check_s) \
+            if self.options.background_model_loading else None
+        self._current_model(check=True)  # load the active version (if any) before the first batch
+        if watcher is not None:
+            watcher.start()
+        try:
+            while not self._stop.is_set():
+                if self._consumer is None and not self._connect():
+                    continue
+                try:
+                    self._step()
+                except (KafkaError, BrokerUnavailable) as exc:
+                    log.warning("broker problem (%s); reconnecting", exc)
+                    self.metrics.broker_outages += 1
+                    self._disconnect()
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            self._disconnect()
+            log.info("consumer stopped: %d batches, %d events (%d new, %d duplicates, %d rejected)",
+                     self.metrics.batches, self.metrics.records, self.metrics.inserted,
+                     self.metrics.duplicates, self.metrics.rejected)
+        return self.metrics
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    # --- clients ---------------------------------------------------------------------------
+    def _connect(self) -> bool:
+        """Topics ensured and fresh clients built; False (after a backoff) while the broker is away."""
+        servers = self.kafka.bootstrap_servers
+        try:
+            if not any_reachable(servers):
+                raise BrokerUnavailable(f"no broker accepts connections at {servers}")
+            ensure_topics(self.kafka)
+            self._consumer = KafkaConsumer(
+                self.kafka.events_topic, **self.kafka.client_options(), client_id=self.options.client_id,
+                group_id=self.kafka.consumer_group, enable_auto_commit=False,
+                auto_offset_reset="earliest", max_poll_records=self.kafka.max_poll_records,
+                session_timeout_ms=self.kafka.session_timeout_ms,
+                heartbeat_interval_ms=self.kafka.heartbeat_interval_ms)
+            self._producer = KafkaProducer(**producer_options(self.kafka, client_id=self.options.client_id,
+                                                              linger_ms=0))
+        except (KafkaError, BrokerUnavailable, OSError) as exc:
+            self._disconnect()
+            delay = self._broker_backoff.next()
+            log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)
+            self._sleep(delay)
+            return False
+        if self._was_connected:
+            self.metrics.broker_recoveries += 1
+            log.info("reconnected to %s; resuming from the committed offsets", servers)
+        else:
+            log.info("consumer joined group %s on %s (topic %s)", self.kafka.consumer_group, servers,
+                     self.kafka.events_topic)
+        self._was_connected = True
+        self._broker_backoff.reset()
+        self._probed_at = time.monotonic()
+        return True
+
+    def _disconnect(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        producer, self._producer = self._producer, None
+        for close in ((lambda: consumer.close(autocommit=False, timeout_ms=2000)) if consumer else None,
+                      (lambda: producer.close(timeout=2)) if producer else None):
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - closing a client of a dead broker may fail
+                log.debug("closing a Kafka client failed: %s", exc)
+
+    def _probe(self) -> None:
+        if time.monotonic() - self._probed_at < self.options.probe_every_s:
+            return
+        self._probed_at = time.monotonic()
+        if not any_reachable(self.kafka.bootstrap_servers):
+            raise BrokerUnavailable(f"{self.kafka.bootstrap_servers} stopped accepting connections")
+
+    # --- one batch -------------------------------------------------------------------------
+    def _current_model(self, check: bool = False) -> LoadedVersion | None:
+        """The version for the next batch: the one in hand when a watcher thread loads new ones,
+        else ``ActiveModel.current()`` (which asks the registry at most every ``check_every``)."""
+        if self.options.background_model_loading and not check:
+            return self.active.loaded
+        try:
+            return self.active.current()
+        except Exception as exc:  # noqa: BLE001 - serving goes on with the model in hand
+            log.warning("could not check the active model: %s", exc)
+            return self.active.loaded
+
+    def _step(self) -> None:
+        assert self._consumer is not None and self._producer is not None
+        started = time.perf_counter()
+        polled = self._consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+        waited = time.perf_counter() - started
+        if not polled:
+            self._probe()
+            return
+        self.metrics.add_stage("poll", waited)
+        begun = time.perf_counter()
+        applied = self._process(polled)
+        if applied is not None:
+            self.metrics.batch_done(begun, time.perf_counter(), sum(map(len, polled.values())),
+                                    backlog=waited < 0.005, version=applied.model_version)
+            if self.on_batch is not None:
+                self.on_batch(self.metrics)
+        self._probed_at = time.monotonic()
+
+    def _process(self, polled: dict[TopicPartition, list]) -> Applied | None:
+        """Apply, publish and commit one batch; None when it must be retried (DB unavailable)."""
+        assert self._consumer is not None and self._producer is not None
+        records = [record for batch in polled.values() for record in batch]
+        consumed = now_ms()
+        model = self._current_model()
+        if model is None and not self._warned_no_model:
+            log.info("no active student yet: events are stored, recommendations skipped")
+            self._warned_no_model = True
+        try:
+            with self.metrics.stage("decode"):
+                decoded = decode_batch(records, self.catalogue, self.kafka.max_event_bytes)
+            applied = apply_batch(self.sessions, decoded.valid, model, top_k=self.serve.top_k,
+                                  sequence_length=self.sequence_length, consumed_ms=consumed,
+                                  metrics=self.metrics)
+        except Exception as exc:
+            if not is_transient_db_error(exc):
+                raise
+            self._retry_later(polled, exc)
+            return None
+        self._db_backoff.reset()
+        with self.metrics.stage("publish"):
+            self._publish(decoded.rejected, applied.messages)
+        done = now_ms()
+        with self.metrics.stage("commit"):
+            self._commit(polled)
+        self._count(records, decoded, applied, done)
+        return applied
+
+    def _retry_later(self, polled: dict[TopicPartition, list], exc: BaseException) -> None:
+        assert self._consumer is not None
+        delay = self._db_backoff.next()
+        self.metrics.batch_retries += 1
+        log.warning("database unavailable (%s: %s); retrying the batch of %d records in %.1fs",
+                    type(exc).__name__, str(exc).splitlines()[0][:200], sum(map(len, polled.values())), delay)
+        assigned = self._consumer.assignment()
+        for partition, batch in polled.items():
+            if partition in assigned:
+                self._consumer.seek(partition, batch[0].offset)
+        self._sleep(delay)
+
+    def _publish(self, rejected: list, messages: list) -> None:
+        assert self._producer is not None
+        futures = []
+        dead = DeadLetters(self._producer, self.kafka.dlq_topic)
+        for record, rejection in rejected:
+            futures.append(dead.send(record.value, rejection, key=record.key,
+                                     source=Source(record.topic, record.partition, record.offset),
+                                     headers=list(record.headers or ())))
+        for message in messages:
+            futures.append(self._producer.send(self.kafka.recommendations_topic, key=message.key(),
+                                               value=message.to_json()))
+        if not futures:
+            return
+        self._producer.flush(timeout=self.options.send_timeout_s)
+        failed = [future.exception for future in futures if future.failed()]
+        if failed:
+            raise BrokerUnavailable(f"{len(failed)} of {len(futures)} sends failed: {failed[0]!r}")
+
+    def _commit(self, polled: dict[TopicPartition, list]) -> None:
+        assert self._consumer is not None
+        offsets = {partition: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
+                   for partition, batch in polled.items()}
+        try:
+            self._consumer.commit(offsets)
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            # The group rebalanced: the partition's new owner redelivers it; applying is idempotent.
+            log.warning("offset commit refused (%s); the batch will be redelivered", exc)
+
+    def _count(self, records: list, decoded: Decoded, applied: Applied, done_ms: int) -> None:
+        m = self.metrics
+        m.records += len(records)
+        m.valid += len(decoded.valid)
+        m.rejected += len(decoded.rejected)
+        m.inserted += applied.inserted
+        m.duplicates += applied.duplicates
+        fresh = [message for message in applied.messages if not message.replayed]
+        m.recommendations += len(fresh)
+        m.republished += len(applied.messages) - len(fresh)
+        if applied.model_version is not None and fresh:
+            m.model_versions[applied.model_version] = m.model_versions.get(applied.model_version, 0) + len(fresh)
+        served = {message.user_id for message in applied.messages}
+        m.latencies_ms.extend(done_ms - record.timestamp for record, event in decoded.valid
+                              if event.user_id in served and record.timestamp is not None)
