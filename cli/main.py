@@ -26,6 +26,9 @@ COMMANDS: list[tuple[str, str | None]] = [
     ("cli.replay", None),
     ("cli.consume", None),
     ("cli.train", "train"),
+    ("cli.jobs", "jobs"),
+    ("cli.models", "models"),
+    ("cli.scheduler", None),
 ]
 
 for module_name, group in COMMANDS:
