@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str | None]] = [
     ("cli.broker", None),
     ("cli.replay", None),
     ("cli.consume", None),
+    ("cli.traffic", None),
     ("cli.train", "train"),
     ("cli.jobs", "jobs"),
     ("cli.models", "models"),
