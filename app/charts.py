@@ -1,0 +1,56 @@
+"""Altair charts of the pages (built from DataFrames the queries return)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+QUALITY = ("HR@10", "NDCG@10", "MRR@10")
+
+
+def events_per_second(frame: pd.DataFrame) -> alt.Chart:
+    return (alt.Chart(frame, title="Events ingested per second")
+            .mark_bar(color="#4c78a8")
+            .encode(x=alt.X("second:T", title="time (UTC)"), y=alt.Y("events:Q", title="events / s"),
+                    tooltip=[alt.Tooltip("second:T", format="%H:%M:%S"), "events:Q"])
+            .properties(height=220))
+
+
+def latency(frame: pd.DataFrame) -> alt.LayerChart:
+    """Each recommendation's event -> recommendations latency, with the per-10-second median."""
+    points = (alt.Chart(frame)
+              .mark_circle(size=18, opacity=0.35, color="#f58518")
+              .encode(x=alt.X("created_at:T", title="written at (UTC)"),
+                      y=alt.Y("latency_ms:Q", title="event → recommendations (ms)"),
+                      tooltip=[alt.Tooltip("created_at:T", format="%H:%M:%S"), "latency_ms:Q"]))
+    buckets = (frame.set_index("created_at")["latency_ms"].resample("10s").median().dropna()
+               .rename("p50").reset_index())
+    median = (alt.Chart(buckets)
+              .mark_line(color="#e45756", strokeWidth=2, point=True)
+              .encode(x="created_at:T", y="p50:Q",
+                      tooltip=[alt.Tooltip("created_at:T", format="%H:%M:%S"), alt.Tooltip("p50:Q", format=".0f")]))
+    return alt.layer(points, median, title="Event → recommendations latency (dots; line: 10-s median)") \
+        .properties(height=220)
+
+
+def quality(frame: pd.DataFrame) -> alt.Chart:
+    """Grouped bars: one group per version, one bar per metric; colour = metric."""
+    return (alt.Chart(frame)
+            .mark_bar()
+            .encode(x=alt.X("metric:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
+                    xOffset=alt.XOffset("metric:N"),
+                    y=alt.Y("value:Q", title="test score (full ranking)"),
+                    color=alt.Color("metric:N", sort=list(QUALITY)),
+                    column=alt.Column("version:N", title=None, sort=alt.SortField("order")),
+                    tooltip=["version:N", "metric:N", alt.Tooltip("value:Q", format=".4f")])
+            .properties(width=70, height=220))
+
+
+def sizes(frame: pd.DataFrame, field: str, title: str) -> alt.Chart:
+    return (alt.Chart(frame, title=title)
+            .mark_bar()
+            .encode(x=alt.X(f"{field}:Q", title=title), y=alt.Y("model:N", title=None),
+                    color=alt.Color("kind:N", legend=None, scale=alt.Scale(domain=["student", "teacher"],
+                                                                           range=["#54a24b", "#4c78a8"])),
+                    tooltip=["model:N", alt.Tooltip(f"{field}:Q", format=",.2f")])
+            .properties(height=90))
