@@ -12,7 +12,8 @@ For each batch returned by ``poll`` (at most ``KafkaSettings.max_poll_records``)
    triggering event; then COMMIT;
 3. dead letters (original bytes + reason, ``stream.dlq``) and the recommendations
    (``stream.recommendations``) are sent and the producer flushed (all acknowledged);
-4. only then are the batch's Kafka offsets committed.
+4. only then are the batch's Kafka offsets committed (asynchronously, so the next poll does
+   not wait for it; a lost commit only means a redelivery; synchronously on shutdown).
 
 A crash anywhere before step 4 redelivers the batch: its events are duplicates (no SQL
 change), the recommendations they triggered are read back and published again (flagged
@@ -46,9 +47,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,12 +56,9 @@ from core.settings import KafkaSettings, ServeConfig
 from store.active import ActiveModel
 from store.versions import LoadedVersion
 from stream.batch import Applied, Catalogue, Decoded, apply_batch, decode_batch, now_ms
-from stream.dlq import DeadLetters, Source
+from stream.clients import Backoff, BrokerUnavailable, Clients, Polled, next_offsets
 from stream.metrics import ConsumerMetrics
 from stream.model_watch import ModelWatcher
-from stream.net import any_reachable
-from stream.producer import producer_options
-from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -82,30 +78,11 @@ class ConsumerOptions:
     client_id: str = "kdrec-consumer"
 
 
-class BrokerUnavailable(RuntimeError):
-    pass
-
-
 def is_transient_db_error(exc: BaseException) -> bool:
     """Errors worth retrying the batch for: lost connections, locks timing out, pool timeouts."""
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
-class Backoff:
-    """Exponential delays ``initial * 2^n`` capped at ``maximum``; ``reset()`` after a success."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.initial, self.maximum, self.attempt = initial, maximum, 0
-
-    def next(self) -> float:
-        delay = min(self.maximum, self.initial * 2 ** self.attempt)
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class StreamConsumer:
@@ -123,8 +100,7 @@ class StreamConsumer:
         self.metrics = metrics or ConsumerMetrics()
         self.catalogue = Catalogue(sessions)
         self._stop = threading.Event()
-        self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
+        self._clients: Clients | None = None
         self._db_backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
         self._broker_backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
         self._probed_at = time.monotonic()
@@ -144,9 +120,9 @@ class StreamConsumer:
 
     def assignment(self) -> set[int]:
         """The events-topic partitions this member owns right now (empty while disconnected)."""
-        consumer = self._consumer
+        clients = self._clients
         try:
-            return {tp.partition for tp in consumer.assignment()} if consumer is not None else set()
+            return clients.assignment() if clients is not None else set()
         except Exception:  # noqa: BLE001 - read from another thread while reconnecting
             return set()
 
@@ -158,18 +134,18 @@ class StreamConsumer:
             watcher.start()
         try:
             while not self._stop.is_set():
-                if self._consumer is None and not self._connect():
+                if self._clients is None and not self._connect():
                     continue
                 try:
                     self._step()
                 except (KafkaError, BrokerUnavailable) as exc:
                     log.warning("broker problem (%s); reconnecting", exc)
                     self.metrics.broker_outages += 1
-                    self._disconnect()
+                    self._disconnect(final_commit=False)
         finally:
             if watcher is not None:
                 watcher.stop()
-            self._disconnect()
+            self._disconnect(final_commit=True)
             log.info("consumer stopped: %d batches, %d events (%d new, %d duplicates, %d rejected)",
                      self.metrics.batches, self.metrics.records, self.metrics.inserted,
                      self.metrics.duplicates, self.metrics.rejected)
@@ -180,54 +156,35 @@ class StreamConsumer:
 
     # --- clients ---------------------------------------------------------------------------
     def _connect(self) -> bool:
-        """Topics ensured and fresh clients built; False (after a backoff) while the broker is away."""
-        servers = self.kafka.bootstrap_servers
+        """Fresh clients (topics ensured first); False, after a backoff, while the broker is away."""
         try:
-            if not any_reachable(servers):
-                raise BrokerUnavailable(f"no broker accepts connections at {servers}")
-            ensure_topics(self.kafka)
-            self._consumer = KafkaConsumer(
-                self.kafka.events_topic, **self.kafka.client_options(), client_id=self.options.client_id,
-                group_id=self.kafka.consumer_group, enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=self.kafka.max_poll_records,
-                session_timeout_ms=self.kafka.session_timeout_ms,
-                heartbeat_interval_ms=self.kafka.heartbeat_interval_ms)
-            self._producer = KafkaProducer(**producer_options(self.kafka, client_id=self.options.client_id,
-                                                              linger_ms=0))
+            self._clients = Clients(self.kafka, self.options.client_id)
         except (KafkaError, BrokerUnavailable, OSError) as exc:
-            self._disconnect()
             delay = self._broker_backoff.next()
             log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)
             self._sleep(delay)
             return False
         if self._was_connected:
             self.metrics.broker_recoveries += 1
-            log.info("reconnected to %s; resuming from the committed offsets", servers)
+            log.info("reconnected to %s; resuming from the committed offsets", self.kafka.bootstrap_servers)
         else:
-            log.info("consumer joined group %s on %s (topic %s)", self.kafka.consumer_group, servers,
-                     self.kafka.events_topic)
+            log.info("consumer joining group %s on %s (topic %s)", self.kafka.consumer_group,
+                     self.kafka.bootstrap_servers, self.kafka.events_topic)
         self._was_connected = True
         self._broker_backoff.reset()
         self._probed_at = time.monotonic()
         return True
 
-    def _disconnect(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        producer, self._producer = self._producer, None
-        for close in ((lambda: consumer.close(autocommit=False, timeout_ms=2000)) if consumer else None,
-                      (lambda: producer.close(timeout=2)) if producer else None):
-            if close is None:
-                continue
-            try:
-                close()
-            except Exception as exc:  # noqa: BLE001 - closing a client of a dead broker may fail
-                log.debug("closing a Kafka client failed: %s", exc)
+    def _disconnect(self, final_commit: bool) -> None:
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            clients.close(final_commit)
 
-    def _probe(self) -> None:
+    def _probe(self, clients: Clients) -> None:
         if time.monotonic() - self._probed_at < self.options.probe_every_s:
             return
         self._probed_at = time.monotonic()
-        if not any_reachable(self.kafka.bootstrap_servers):
+        if not clients.reachable():
             raise BrokerUnavailable(f"{self.kafka.bootstrap_servers} stopped accepting connections")
 
     # --- one batch -------------------------------------------------------------------------
@@ -243,16 +200,17 @@ class StreamConsumer:
             return self.active.loaded
 
     def _step(self) -> None:
-        assert self._consumer is not None and self._producer is not None
+        clients = self._clients
+        assert clients is not None
         started = time.perf_counter()
-        polled = self._consumer.poll(timeout_ms=self.options.poll_timeout_ms)
+        polled = clients.poll(self.options.poll_timeout_ms)
         waited = time.perf_counter() - started
         if not polled:
-            self._probe()
+            self._probe(clients)
             return
         self.metrics.add_stage("poll", waited)
         begun = time.perf_counter()
-        applied = self._process(polled)
+        applied = self._process(clients, polled)
         if applied is not None:
             self.metrics.batch_done(begun, time.perf_counter(), sum(map(len, polled.values())),
                                     backlog=waited < 0.005, version=applied.model_version)
@@ -260,9 +218,8 @@ class StreamConsumer:
                 self.on_batch(self.metrics)
         self._probed_at = time.monotonic()
 
-    def _process(self, polled: dict[TopicPartition, list]) -> Applied | None:
+    def _process(self, clients: Clients, polled: Polled) -> Applied | None:
         """Apply, publish and commit one batch; None when it must be retried (DB unavailable)."""
-        assert self._consumer is not None and self._producer is not None
         records = [record for batch in polled.values() for record in batch]
         consumed = now_ms()
         model = self._current_model()
@@ -278,56 +235,24 @@ class StreamConsumer:
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
-            self._retry_later(polled, exc)
+            self._retry_later(clients, polled, exc)
             return None
         self._db_backoff.reset()
         with self.metrics.stage("publish"):
-            self._publish(decoded.rejected, applied.messages)
+            clients.publish(decoded.rejected, applied.messages, self.options.send_timeout_s)
         done = now_ms()
         with self.metrics.stage("commit"):
-            self._commit(polled)
+            clients.commit(next_offsets(polled))
         self._count(records, decoded, applied, done)
         return applied
 
-    def _retry_later(self, polled: dict[TopicPartition, list], exc: BaseException) -> None:
-        assert self._consumer is not None
+    def _retry_later(self, clients: Clients, polled: Polled, exc: BaseException) -> None:
         delay = self._db_backoff.next()
         self.metrics.batch_retries += 1
         log.warning("database unavailable (%s: %s); retrying the batch of %d records in %.1fs",
                     type(exc).__name__, str(exc).splitlines()[0][:200], sum(map(len, polled.values())), delay)
-        assigned = self._consumer.assignment()
-        for partition, batch in polled.items():
-            if partition in assigned:
-                self._consumer.seek(partition, batch[0].offset)
+        clients.seek_back(polled)
         self._sleep(delay)
-
-    def _publish(self, rejected: list, messages: list) -> None:
-        assert self._producer is not None
-        futures = []
-        dead = DeadLetters(self._producer, self.kafka.dlq_topic)
-        for record, rejection in rejected:
-            futures.append(dead.send(record.value, rejection, key=record.key,
-                                     source=Source(record.topic, record.partition, record.offset),
-                                     headers=list(record.headers or ())))
-        for message in messages:
-            futures.append(self._producer.send(self.kafka.recommendations_topic, key=message.key(),
-                                               value=message.to_json()))
-        if not futures:
-            return
-        self._producer.flush(timeout=self.options.send_timeout_s)
-        failed = [future.exception for future in futures if future.failed()]
-        if failed:
-            raise BrokerUnavailable(f"{len(failed)} of {len(futures)} sends failed: {failed[0]!r}")
-
-    def _commit(self, polled: dict[TopicPartition, list]) -> None:
-        assert self._consumer is not None
-        offsets = {partition: OffsetAndMetadata(batch[-1].offset + 1, "", -1)
-                   for partition, batch in polled.items()}
-        try:
-            self._consumer.commit(offsets)
-        except (CommitFailedError, RebalanceInProgressError) as exc:
-            # The group rebalanced: the partition's new owner redelivers it; applying is idempotent.
-            log.warning("offset commit refused (%s); the batch will be redelivered", exc)
 
     def _count(self, records: list, decoded: Decoded, applied: Applied, done_ms: int) -> None:
         m = self.metrics

@@ -19,7 +19,7 @@ Keyed by the user id (decimal text, like events), value UTF-8 JSON::
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,12 @@ class RecommendationMessage:
         return str(self.user_id).encode()
 
     def to_json(self) -> bytes:
-        payload = asdict(self)
-        payload["latency_ms"] = self.latency_ms
+        # Built by hand: dataclasses.asdict deep-copies every list (10x slower on the hot path).
+        payload = {"user_id": self.user_id, "model_version": self.model_version, "items": self.items,
+                   "scores": self.scores, "event_id": self.event_id, "event_ts": self.event_ts,
+                   "published_ms": self.published_ms, "consumed_ms": self.consumed_ms,
+                   "recommended_ms": self.recommended_ms, "replayed": self.replayed,
+                   "latency_ms": self.latency_ms}
         return json.dumps(payload, separators=(",", ":")).encode()
 
     @classmethod
