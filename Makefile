@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # A plain `torch` requirement would pull a multi-GB CUDA build: install the CPU build first.
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test bench-quality bench-stream clean help
+.PHONY: venv demo test browser bench-quality bench-stream clean help
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,8 +25,23 @@ venv: $(STAMP)  ## Create .venv with torch (CPU) and kdrec installed
 demo: venv  ## Run the main job on embedded defaults
 	$(BIN)/kdrec demo
 
-test: venv  ## Run the whole test suite
+test: venv browser  ## Run the whole test suite
 	$(BIN)/python -m pytest
+
+# Headless Chromium for the app's browser test. Never fails the build: installed with apt-get
+# when missing and possible (Debian/Ubuntu, as root), otherwise that one test is skipped.
+browser:  ## Install chromium + chromium-driver for the browser test when missing (best effort)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and chromium-driver for the browser test (apt-get)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+	    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } \
+	    || echo "could not install chromium; the browser test will be skipped"; \
+	else \
+	  echo "chromium/chromedriver not found and apt-get is unavailable or not root: the browser test will be skipped"; \
+	fi
 
 bench-quality: venv  ## Quality benchmark on ML-1M (PROFILE=cpu|full)
 	$(BIN)/python -m bench.quality --profile $(or $(PROFILE),cpu)

@@ -39,10 +39,10 @@ def quality(frame: pd.DataFrame) -> alt.Chart:
             .mark_bar()
             .encode(x=alt.X("metric:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
                     xOffset=alt.XOffset("metric:N"),
-                    y=alt.Y("value:Q", title="test score (full ranking)"),
+                    y=alt.Y("value:Q", title="score (full ranking)"),
                     color=alt.Color("metric:N", sort=list(QUALITY)),
                     column=alt.Column("version:N", title=None, sort=alt.SortField("order")),
-                    tooltip=["version:N", "metric:N", alt.Tooltip("value:Q", format=".4f")])
+                    tooltip=["version:N", "metric:N", alt.Tooltip("value:Q", format=".4f"), "set:N"])
             .properties(width=70, height=220))
 
 

@@ -3,7 +3,8 @@
 The click is a real event on the events topic (``stream.producer.publish_click``); the app
 does not write SQL. The consumer group picks it up, stores it and writes the user's fresh
 top-K to the ``recommendations`` table, which is polled here for a row newer than the ones
-that existed before the click.
+that existed before the click and triggered by an event no older than the click (the click
+itself, or a later event of the same user consumed in the same batch).
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ def publish(kafka: KafkaSettings, user_id: int, item_id: int) -> ClickEvent:
         raise ClickError(f"Kafka at {kafka.bootstrap_servers} did not accept the click: {exc}") from None
 
 
-def wait_for_recommendation(sessions: sessionmaker[Session], user_id: int, after_id: int,
+def wait_for_recommendation(sessions: sessionmaker[Session], user_id: int, after_id: int, min_event_ts: int,
                             timeout_s: float, interval_s: float = 0.1) -> Recommendation | None:
     deadline = time.monotonic() + timeout_s
     while True:
         with sessions() as session:
-            found = queries.recommendation_after(session, user_id, after_id)
+            found = queries.recommendation_after(session, user_id, after_id, min_event_ts)
             if found is not None:
                 session.expunge(found)
                 return found
@@ -72,5 +73,5 @@ def click_and_wait(kafka: KafkaSettings, sessions: sessionmaker[Session], user_i
         before = queries.max_recommendation_id(session, user_id)
     started = time.monotonic()
     event = publish(kafka, user_id, item_id)
-    found = wait_for_recommendation(sessions, user_id, before, timeout_s)
+    found = wait_for_recommendation(sessions, user_id, before, event.ts, timeout_s)
     return ClickOutcome(event, found, time.monotonic() - started)

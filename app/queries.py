@@ -35,10 +35,15 @@ def max_recommendation_id(session: Session, user_id: int) -> int:
     return int(session.scalar(select(func.max(Recommendation.id)).where(Recommendation.user_id == user_id)) or 0)
 
 
-def recommendation_after(session: Session, user_id: int, after_id: int) -> Recommendation | None:
-    """The user's newest recommendation with an id above ``after_id`` (None while there is none)."""
+def recommendation_after(session: Session, user_id: int, after_id: int, min_event_ts: int = 0) -> Recommendation | None:
+    """The user's newest recommendation with an id above ``after_id``, triggered by an event at or after
+    ``min_event_ts`` (epoch ms); None while there is none.
+
+    A user's events stay in order on their partition, so a recommendation triggered by an event
+    no older than a click was computed with that click in the user's sequence."""
     return session.scalars(select(Recommendation).where(Recommendation.user_id == user_id,
-                                                        Recommendation.id > after_id)
+                                                        Recommendation.id > after_id,
+                                                        Recommendation.event_ts >= min_event_ts)
                            .order_by(Recommendation.id.desc()).limit(1)).first()
 
 

@@ -76,7 +76,7 @@ def streamlit_argv(options: ServeOptions) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app_script()),
             "--server.headless=true", f"--server.port={options.port}", f"--server.address={options.address}",
             "--server.fileWatcherType=none", "--browser.gatherUsageStats=false",
-            "--server.runOnSave=false"]
+            "--server.runOnSave=false", "--client.toolbarMode=viewer"]
 
 
 def child_env(config: Settings, options: ServeOptions) -> dict[str, str]:

@@ -107,7 +107,6 @@ class Supervisor:
             _signal_group(child.pid, signal.SIGKILL)  # stragglers of the group, if any
             if child.process.poll() is None:
                 child.process.wait()
-        self.children = [child for child in self.children if child.running]
 
     def __enter__(self) -> Supervisor:
         return self

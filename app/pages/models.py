@@ -16,12 +16,15 @@ config = ui.settings_or_stop()
 store = ui.store_or_stop(config)
 
 
-def test_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """HR/NDCG/MRR@10 from a version's metrics: its ``test`` block, else top-level keys."""
-    for block in (metrics.get("test"), metrics.get("holdout"), metrics):
+def test_metrics(metrics: dict[str, Any]) -> tuple[str, dict[str, float]]:
+    """``(source, HR/NDCG/MRR@10)`` of a version: its ``test`` block (dataset leave-one-out, written by
+    ``kdrec train`` and ``kdrec demo``), else ``holdout`` (the store's leave-one-out, written by the jobs)."""
+    for source in ("test", "holdout"):
+        block = metrics.get(source)
         if isinstance(block, dict) and any(key in block for key in charts.QUALITY):
-            return {key: float(block[key]) for key in charts.QUALITY if isinstance(block.get(key), int | float)}
-    return {}
+            return source, {key: float(block[key]) for key in charts.QUALITY
+                            if isinstance(block.get(key), int | float)}
+    return "", {}
 
 
 @st.cache_data(show_spinner=False)
@@ -46,14 +49,14 @@ if not versions:
 
 rows, quality = [], []
 for order, v in enumerate(reversed(versions)):
-    scores = test_metrics(v.metrics or {})
+    source, scores = test_metrics(v.metrics or {})
     size = artifact_size(v.artifact_path)
     rows.append({"version": v.id, "kind": v.kind, "status": v.status, "teacher": v.parent_id,
                  "created (UTC)": v.created_at, "activated (UTC)": v.activated_at,
-                 **{k: scores.get(k) for k in charts.QUALITY},
+                 **{k: scores.get(k) for k in charts.QUALITY}, "scored on": source or None,
                  "params": size.params if size else None, "MB": round(size.megabytes, 2) if size else None,
                  "note": v.note})
-    quality.extend({"version": f"v{v.id} {v.kind}", "order": order, "metric": k, "value": val}
+    quality.extend({"version": f"v{v.id} {v.kind}", "order": order, "metric": k, "value": val, "set": source}
                    for k, val in scores.items())
 st.subheader("Versions")
 st.dataframe(pd.DataFrame(rows[::-1]), hide_index=True, width="stretch")
@@ -61,8 +64,9 @@ st.dataframe(pd.DataFrame(rows[::-1]), hide_index=True, width="stretch")
 st.subheader("Teacher vs student quality per version")
 if quality:
     st.altair_chart(charts.quality(pd.DataFrame(quality)))
-    st.caption("Test targets, leave-one-out, full ranking over all items with seen items removed (the metrics each "
-               "version was registered with).")
+    st.caption("Full ranking over all items, seen items removed, leave-one-out targets: `test` = the dataset's last "
+               "items (versions from `kdrec demo` / `kdrec train`), `holdout` = the store's last items at refit time "
+               "(versions from the scheduled jobs).")
 else:
     st.info("No version has recorded test metrics (HR@10, NDCG@10, MRR@10) yet.")
 

@@ -93,8 +93,9 @@ def show_list(kind: str, loaded: LoadedVersion | None, ranked: list[tuple[int, f
     st.subheader(f"{kind.capitalize()} v{loaded.version_id}")
     st.caption(f"{ms:.1f} ms for this request (encode the session + FAISS top-{K})")
     for rank, (item, score) in enumerate(ranked, start=1):
-        left, right = st.columns([6, 1], vertical_alignment="center")
-        left.markdown(f"{rank}. {title(item)} — `{score:.3f}`")
+        row = st.container(key=f"rec-{kind}-{rank}")
+        left, right = row.columns([6, 1], vertical_alignment="center")
+        left.markdown(f"{rank}\\. {title(item)} — `{score:.3f}`")  # escaped: a paragraph, not a list
         right.button("▶", key=f"click-{kind}-{rank}", help=f"Click {title(item)}",
                      on_click=on_click, args=(user, item))
 
