@@ -27,6 +27,7 @@ from core.settings import (
 )
 from store.engine import create_engine_for, make_sessionmaker
 from store.load import load_dataset
+from tests.stream.conftest import kafka, kafka_broker  # noqa: F401 - the real broker for the consumer test
 
 USERS, RECENT, MIN_COUNT = 150, 40, 5
 

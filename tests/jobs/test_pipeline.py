@@ -1,5 +1,6 @@
 """The refit pipeline end to end on real SQL (SQLite and PostgreSQL), the real MiniLM teacher
-(one layer), real FAISS: promotion and hot swap under live traffic, rejection, failure, lease."""
+(one layer), real FAISS, the real stream consumer over a Kafka-protocol broker: promotion and hot
+swap under live traffic, rejection, failure under the scheduler, one run at a time."""
 
 from __future__ import annotations
 
@@ -8,62 +9,70 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from core.data.dataset import Dataset, Item
+from core.settings import KafkaSettings
 from core.models.artifacts import load_model
 from jobs.pipeline import RefitPipeline
 from store import job_runs, lease, registry
-from store.active import ActiveModel
 from store.engine import create_engine_for, make_sessionmaker
 from store.load import upsert_items
 from store.models import Event, Recommendation
 from tests.jobs.conftest import tiny_settings
-from tests.jobs.helpers import ServingLoop, refit
+from tests.jobs.helpers import LiveClicks, refit
+from tests.stream.consumer_helpers import consumer_thread, event_count, fast_group, wait_until
 
 pytestmark = pytest.mark.slow
 NEW_ITEMS = 3
 
 
-def test_refits_promote_and_live_traffic_swaps_versions_without_losing_events(
-        store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path, ml100k_slice: Dataset) -> None:
+@pytest.mark.kafka
+def test_refits_promote_and_the_stream_consumer_swaps_versions_without_losing_events(
+        store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path, ml100k_slice: Dataset,
+        kafka: KafkaSettings) -> None:
     settings = tiny_settings(database_url, tmp_path / "artifacts", tolerance=1.0, keep_versions=1)
     sessions = make_sessionmaker(store_engine)
     first = refit(settings, store_engine, text_cache)
     assert (first.status, first.decision) == ("succeeded", "promoted") and "first candidate" in first.reason
     v1 = first.versions["candidate_student"]
 
-    # The catalogue grows while users keep clicking, new items included (served by v1 meanwhile).
+    # The catalogue grows while users keep clicking through Kafka, new items included.
     n = ml100k_slice.num_items
     with sessions.begin() as session:
         upsert_items(session, [Item(n + i, f"A new film {i}", 2030, ("Drama",)) for i in range(1, NEW_ITEMS + 1)])
-    serving = ServingLoop(sessions, ActiveModel(sessions, settings.serve, check_every=0.0),
-                          users=sorted(ml100k_slice.sequences)[:20], items=list(range(n - 20, n + NEW_ITEMS + 1)))
-    serving.start()
-    try:
-        assert serving.wait_until(lambda: len(serving.versions) >= 3), serving.error
-        second = refit(settings, store_engine, text_cache)
-        v2 = second.versions["candidate_student"]
-        assert serving.wait_until(lambda: serving.versions[-5:] == [v2] * 5), (serving.error, serving.versions[-5:])
-    finally:
-        serving.stop()
-    assert serving.error is None
+    clicks = LiveClicks(kafka, users=sorted(ml100k_slice.sequences)[:20], items=range(n - 20, n + NEW_ITEMS + 1))
+    with consumer_thread(fast_group(kafka), database_url) as consumer:
+        clicks.start()
+        try:
+            wait_until(lambda: consumer.metrics.records >= 20, 60, "the consumer to apply live clicks")
+            second = refit(settings, store_engine, text_cache)
+            v2 = second.versions["candidate_student"]
+            wait_until(lambda: consumer.active.loaded.version_id == v2, 60, "the consumer to load the new version")
+            applied = consumer.metrics.records
+            wait_until(lambda: consumer.metrics.records >= applied + 20, 60, "clicks served by the new version")
+        finally:
+            clicks.stop()
+        assert clicks.error is None
+        wait_until(lambda: event_count(sessions) == ml100k_slice.num_interactions + len(clicks.sent), 60,
+                   "every click in SQL")
     assert (second.status, second.decision) == ("succeeded", "promoted"), second.reason
     assert second.versions["active_student"] == v1
 
     # Every live event was applied once; the version on recommendations switched once, v1 -> v2.
     with sessions() as session:
-        stored = session.scalar(select(func.count()).select_from(Event).where(Event.event_id.like("live:%")))
+        stored = list(session.scalars(select(Event.event_id).where(Event.event_id.like("live-%"))))
         recorded = list(session.scalars(select(Recommendation.model_version_id).order_by(Recommendation.id)))
         run = job_runs.get_run(session, second.run_id)
         teacher = registry.get_version(session, second.versions["candidate_teacher"])
         old_student = registry.get_version(session, v1)
         assert registry.get_active(session, "student").id == v2 and old_student.status == "retired"
-    assert stored == len(serving.sent) == len(set(serving.sent))
+    assert sorted(stored) == sorted(clicks.sent) and len(set(stored)) == len(stored)
     assert set(recorded) == {v1, v2} and recorded == sorted(recorded, key=[v1, v2].index)
     # The refit saw the streamed events and warm-started the teacher over the grown catalogue.
     assert run.details["teacher_start"] == f"warm from v{first.versions['candidate_teacher']}"
-    assert run.details["data"]["items"] == n + NEW_ITEMS and run.metrics["active"]["users"] > 0
+    assert run.details["data"]["items"] == n + NEW_ITEMS
+    assert run.details["data"]["interactions"] > ml100k_slice.num_interactions
     assert load_model(teacher.artifact_path).num_items == n + NEW_ITEMS
     # keep_versions=1: the retired run-1 artifacts are gone, the active ones stay.
     assert not Path(old_student.artifact_path).exists() and Path(teacher.artifact_path).exists()
