@@ -5,7 +5,8 @@ One run at a time across processes and machines: a run first takes the database 
 otherwise records itself ``skipped``. Every run is recorded in ``job_runs``. The promotion (or
 rejection) of both candidates and the run's final record are one transaction, so a failure at
 any point leaves the active versions as they were; candidates of a failed run are rejected
-with the reason, and ``run()`` returns (never raises) so a scheduler simply runs again later.
+with the reason, and once it holds the lease ``run()`` returns (never raises), so a scheduler
+simply runs again later.
 Consumers pick a promoted student up by themselves (``store.active.ActiveModel``).
 """
 

@@ -10,7 +10,7 @@ recent event; ``refit_teacher`` warm-starts from the active teacher over today's
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class Candidates:
     teacher_result: TrainResult
     student_result: TrainResult
     teacher_start: str
-    versions: dict[str, int] = field(default_factory=dict)
 
 
 def train_configs(settings: Settings) -> tuple[TrainConfig, TrainConfig]:
