@@ -6,7 +6,6 @@ candidate (with its parent teacher for a student) and, unless ``--no-promote``, 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from core.data.catalog import DatasetNotFound, load_dataset
 from core.data.errors import DataFormatError
 from core.data.split import LeaveOneOut, leave_one_out
 from core.evaluation import evaluate
-from core.evaluation.report import metrics_table
+from core.evaluation.report import metrics_table, write_json
 from core.models.artifacts import save_model
 from core.models.scorer import ModelScorer
 from core.settings import Settings, TrainConfig
@@ -28,6 +27,7 @@ from core.training.recipes import TrainResult, distill_student, teacher_cache, t
 from store import registry
 from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import upgrade
+from store.versions import new_artifact_folder, publish
 
 app = typer.Typer(help="Train the LM teacher or distil the student.", no_args_is_help=True)
 ERRORS = (DatasetNotFound, DataFormatError, CheckpointNotFound, ModelNotFound, SQLAlchemyError,
@@ -43,24 +43,26 @@ def _train_config(config: Settings, epochs: int | None, minutes: float | None, l
 
 def _finish(config: Settings, kind: str, result: TrainResult, folds: LeaveOneOut, dataset: str,
             run_config: dict[str, Any], promote: bool, register: bool, parent_id: int | None = None) -> None:
+    """Evaluate on the test targets, save the artifact and (unless told not to) publish it as a version:
+    ``store.versions.publish`` writes the model, a student's FAISS index and the registry row, as the jobs do."""
     test = evaluate(ModelScorer(result.model), folds.test)
-    metrics = {"dataset": dataset, "valid": result.valid, "test": test, "train_seconds": round(result.seconds, 1),
-               "history": result.history.to_dict()}
-    folder = Path(config.artifact_dir) / kind / f"{Path(dataset).name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    save_model(result.model, folder, metrics=metrics, extra={"dataset": dataset, **run_config})
+    metrics = {"dataset": dataset, "valid": result.valid, "test": test, "train_seconds": round(result.seconds, 1)}
+    folder = new_artifact_folder(Path(config.artifact_dir), kind, Path(dataset).name).resolve()
     typer.echo(metrics_table({f"{kind} (valid)": result.valid, f"{kind} (test)": test}))
-    typer.echo(f"saved {folder} after {result.seconds / 60:.1f} min ({result.history.stopped})")
+    saved = f"saved {folder} after {result.seconds / 60:.1f} min ({result.history.stopped})"
     if not register:
+        save_model(result.model, folder, metrics=metrics, extra={"dataset": dataset, **run_config})
+        write_json(folder / "history.json", result.history.to_dict())
+        typer.echo(saved)
         return
     engine = create_engine_for(config.database_url)
     try:
         upgrade(engine)
-        with make_sessionmaker(engine)() as session, session.begin():
-            version = registry.register(session, kind, str(folder.resolve()), config=run_config,
-                                        metrics={k: v for k, v in metrics.items() if k != "history"},
-                                        parent_id=parent_id)
-            if promote:
-                registry.promote(session, version.id)
+        with make_sessionmaker(engine).begin() as session:
+            version = publish(session, result.model, folder, metrics=metrics, config={"dataset": dataset, **run_config},
+                              serve=config.serve, parent_id=parent_id, promote=promote)
+            write_json(folder / "history.json", result.history.to_dict())
+            typer.echo(saved)
             typer.echo(f"registered {kind} version {version.id} ({'active' if promote else 'candidate'})")
     finally:
         engine.dispose()
