@@ -148,8 +148,7 @@ class _Run:
         student_result = stages.distil(snapshot, cache, teacher.item_embeddings().shape[1], settings, progress)
         del cache
         self._enter("index")
-        candidates = stages.Candidates(teacher.to("cpu"), student_result.model.to("cpu"), teacher_result,
-                                       student_result, how)
+        candidates = stages.Candidates(teacher, student_result.model, teacher_result, student_result, how)
         label = f"run{self.run_id}-{self.held.holder.rsplit(':', 1)[-1]}"
         with self.p.sessions.begin() as session:
             teacher_version, student_version = stages.publish_candidates(session, candidates, settings, label,
@@ -160,7 +159,8 @@ class _Run:
         holdout, num_items = snapshot.folds.test, snapshot.dataset.num_items
         self.metrics["candidate"] = holdout_metrics(loaded.model, holdout, num_items)
         self.metrics["candidate_teacher"] = holdout_metrics(teacher, holdout, num_items)
-        release(teacher)
+        release(teacher)  # the student is served from its artifact on the CPU
+        release(student_result.model)
         active, note = stages.evaluate_active(snapshot.student, snapshot)
         if active is not None:
             self.metrics["active"] = active
