@@ -21,8 +21,8 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.events import NewEvent, append_events
-from store.models import CatalogItem, Recommendation
+from store.events import NewEvent, UnknownItemError, append_events, reject_unknown_items
+from store.models import Recommendation
 from store.recommendations import NewRecommendation, write_recommendations
 from store.versions import LoadedVersion
 from stream.events import ClickEvent, Rejection, decode
@@ -48,28 +48,27 @@ def now_ms() -> int:
 
 
 class Catalogue:
-    """Known item ids, read from the items table and re-read (at most every ``refresh_s``)
-    when an event names an item it does not know, so items added later are accepted."""
+    """Item ids known to be in the items table, learnt as events name them: ids not seen
+    before are looked up (one query per batch that has any), so items added to the catalogue
+    while the consumer runs are accepted at once, and memory grows only with the ids in use."""
 
-    def __init__(self, sessions: sessionmaker[Session], refresh_s: float = 5.0) -> None:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        self.refresh_s = refresh_s
-        self.items: frozenset[int] = frozenset()
-        self.loaded_at = float("-inf")
-
-    def refresh(self) -> None:
-        with self.sessions() as session:
-            self.items = frozenset(session.scalars(select(CatalogItem.item_id)))
-        self.loaded_at = time.monotonic()
-        log.debug("catalogue: %d items", len(self.items))
+        self.known: set[int] = set()
 
     def unknown(self, item_ids: Iterable[int]) -> set[int]:
-        """The ids not in the catalogue (after one refresh when some are missing)."""
-        missing = {item for item in item_ids if item not in self.items}
-        if missing and time.monotonic() - self.loaded_at >= self.refresh_s:
-            self.refresh()
-            missing = {item for item in missing if item not in self.items}
-        return missing
+        """The ids that are not in the items table."""
+        missing = {item for item in item_ids if item not in self.known}
+        if not missing:
+            return set()
+        try:
+            with self.sessions() as session:
+                reject_unknown_items(session, missing)
+            absent: set[int] = set()
+        except UnknownItemError as exc:
+            absent = set(exc.item_ids)
+        self.known |= missing - absent
+        return absent
 
 
 @dataclass

@@ -1,15 +1,24 @@
 """The stream consumer's Kafka side: one group member on the events topic and one producer for
 the dead-letter and recommendations topics, built, used and closed together.
 
-Offsets are committed explicitly and only by ``commit`` (auto-commit is off). Commits are
-asynchronous on the hot path (the request goes out after the batch's sends were acknowledged;
-if it is lost the batch is redelivered, which is harmless) and synchronous on close.
+Offsets are committed explicitly (auto-commit is off) and only through ``settle``: a batch's
+dead letters and recommendations are queued by ``publish`` together with the offsets that
+follow its records; ``settle`` commits the offsets of the oldest batches whose sends have ALL
+been acknowledged, in batch order. So the loop can poll and apply the next batch while the
+broker acknowledges the previous one (no flush round trip on the hot path), and an offset is
+never committed before its batch's SQL commit and sends. Commits are asynchronous (a lost one
+only means a redelivery) except the last ones, on close.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
@@ -48,6 +57,67 @@ class Backoff:
         self.attempt = 0
 
 
+@dataclass
+class InFlight:
+    """One applied batch whose sends are not all acknowledged yet."""
+
+    offsets: Offsets
+    futures: list[Any]
+    payload: Any = None
+    """The caller's data, handed back when the batch settles."""
+    acked: list[int] = field(default_factory=list)
+    acked_ms: int | None = None
+    """When the last send was acknowledged (epoch ms)."""
+
+    def __post_init__(self) -> None:
+        if not self.futures:
+            self.acked_ms = time.time_ns() // 1_000_000
+        for future in self.futures:  # called from the producer's I/O thread
+            future.add_both(self._one_done)
+
+    def _one_done(self, _result: object) -> None:
+        self.acked.append(1)  # list.append is atomic; a counter += would not be
+        if len(self.acked) >= len(self.futures):
+            self.acked_ms = time.time_ns() // 1_000_000
+
+    @property
+    def complete(self) -> bool:
+        return len(self.acked) >= len(self.futures)
+
+
+class Flusher:
+    """A thread that flushes the producer whenever ``kick()`` is called: a batch's records go out
+    together (one sender wake-up, few requests) without the consumer loop waiting for acks."""
+
+    def __init__(self, producer: KafkaProducer, timeout_s: float) -> None:
+        self.producer = producer
+        self.timeout_s = timeout_s
+        self.error: BaseException | None = None
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="kdrec-flusher", daemon=True)
+        self._thread.start()
+
+    def kick(self) -> None:
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stopping:
+                return
+            self._wanted.clear()
+            try:
+                self.producer.flush(timeout=self.timeout_s)
+            except Exception as exc:  # noqa: BLE001 - reported by settle() in the consumer thread
+                self.error = exc
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        self._thread.join(self.timeout_s)
+
+
 def next_offsets(polled: Polled) -> Offsets:
     """The offsets to commit once every record of ``polled`` is applied."""
     return {partition: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for partition, batch in polled.items()}
@@ -56,7 +126,7 @@ def next_offsets(polled: Polled) -> Offsets:
 class Clients:
     """The consumer group member and the output producer (see the module docstring)."""
 
-    def __init__(self, kafka: KafkaSettings, client_id: str) -> None:
+    def __init__(self, kafka: KafkaSettings, client_id: str, send_timeout_s: float = 30.0) -> None:
         self.kafka = kafka
         servers = kafka.bootstrap_servers
         if not any_reachable(servers):
@@ -67,14 +137,18 @@ class Clients:
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=kafka.max_poll_records,
             session_timeout_ms=kafka.session_timeout_ms, heartbeat_interval_ms=kafka.heartbeat_interval_ms)
         try:
-            # A batch's sends are queued, then flushed at once (flush does not wait for linger),
-            # so a long linger costs no latency and saves a sender wake-up per record.
-            self.producer = KafkaProducer(**producer_options(kafka, client_id=client_id, linger_ms=1000))
+            # Records wait (long linger) until the flusher thread flushes a whole consumer batch,
+            # and record batches are large: the sender thread wakes up a few times per consumer
+            # batch, not per record or per 16 KB (measured: ~35% less time per send).
+            self.producer = KafkaProducer(**producer_options(kafka, client_id=client_id, linger_ms=1000,
+                                                             batch_size=256 * 1024))
         except BaseException:
             self.consumer.close(autocommit=False)
             raise
         self.dead_letters = DeadLetters(self.producer, kafka.dlq_topic)
         self.uncommitted: Offsets = {}
+        self.in_flight: deque[InFlight] = deque()
+        self.flusher = Flusher(self.producer, send_timeout_s)
 
     def reachable(self) -> bool:
         return any_reachable(self.kafka.bootstrap_servers)
@@ -86,8 +160,8 @@ class Clients:
         return self.consumer.poll(timeout_ms=timeout_ms)
 
     def publish(self, rejected: Sequence[tuple[object, Rejection]], messages: Sequence[RecommendationMessage],
-                timeout_s: float) -> None:
-        """Send dead letters and recommendations and wait until the broker acknowledged all."""
+                offsets: Offsets, payload: object = None) -> InFlight:
+        """Queue a batch's dead letters and recommendations; its ``offsets`` wait for ``settle``."""
         futures = []
         for record, rejection in rejected:
             futures.append(self.dead_letters.send(
@@ -97,12 +171,29 @@ class Clients:
         topic = self.kafka.recommendations_topic
         for message in messages:
             futures.append(self.producer.send(topic, key=message.key(), value=message.to_json()))
-        if not futures:
-            return
-        self.producer.flush(timeout=timeout_s)
-        failed = [future.exception for future in futures if future.failed()]
-        if failed:
-            raise BrokerUnavailable(f"{len(failed)} of {len(futures)} sends failed: {failed[0]!r}")
+        entry = InFlight(offsets, futures, payload)
+        self.in_flight.append(entry)
+        if futures:
+            self.flusher.kick()
+        return entry
+
+    def settle(self, wait: bool, timeout_s: float) -> list[InFlight]:
+        """Commit the offsets of the oldest batches whose sends were all acknowledged, in order;
+        ``wait``: first wait for every queued send. Raises ``BrokerUnavailable`` when a send failed."""
+        if self.flusher.error is not None:
+            raise BrokerUnavailable(f"flushing the producer failed: {self.flusher.error!r}")
+        if wait and self.in_flight and not self.in_flight[-1].complete:
+            self.producer.flush(timeout=timeout_s)
+        settled: list[InFlight] = []
+        while self.in_flight and self.in_flight[0].complete:
+            entry = self.in_flight[0]
+            failed = [future.exception for future in entry.futures if future.failed()]
+            if failed:
+                raise BrokerUnavailable(f"{len(failed)} of {len(entry.futures)} sends failed: {failed[0]!r}")
+            self.in_flight.popleft()
+            self.commit(entry.offsets)
+            settled.append(entry)
+        return settled
 
     def commit(self, offsets: Offsets) -> None:
         """Commit asynchronously (a lost commit only means a redelivery)."""
@@ -124,16 +215,25 @@ class Clients:
             if partition in assigned:
                 self.consumer.seek(partition, batch[0].offset)
 
-    def close(self, final_commit: bool) -> None:
-        """Commit what is still in flight (synchronously, when asked and possible), then close."""
+    def close(self, final_commit: bool, timeout_s: float = 10.0) -> list[InFlight]:
+        """Settle what is in flight and commit it synchronously (when asked and possible), then
+        close; returns the batches settled here."""
+        settled: list[InFlight] = []
+        if final_commit:
+            try:
+                settled = self.settle(wait=True, timeout_s=timeout_s)
+            except (KafkaError, BrokerUnavailable) as exc:
+                log.warning("could not settle the last batches (%s); they will be redelivered", exc)
         if final_commit and self.uncommitted:
             try:
                 self.consumer.commit(dict(self.uncommitted), timeout_ms=5000)
             except (CommitFailedError, RebalanceInProgressError, KafkaError) as exc:
                 log.warning("final offset commit failed (%s); the last batch may be redelivered", exc)
+        self.flusher.stop()
         for name, close in (("consumer", lambda: self.consumer.close(autocommit=False, timeout_ms=2000)),
                             ("producer", lambda: self.producer.close(timeout=2))):
             try:
                 close()
             except Exception as exc:  # noqa: BLE001 - closing a client of a dead broker may fail
                 log.debug("closing the %s failed: %s", name, exc)
+        return settled

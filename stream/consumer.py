@@ -11,9 +11,12 @@ For each batch returned by ``poll`` (at most ``KafkaSettings.max_poll_records``)
    (``ServeConfig.top_k``) written to ``recommendations`` with the model version and the
    triggering event; then COMMIT;
 3. dead letters (original bytes + reason, ``stream.dlq``) and the recommendations
-   (``stream.recommendations``) are sent and the producer flushed (all acknowledged);
-4. only then are the batch's Kafka offsets committed (asynchronously, so the next poll does
-   not wait for it; a lost commit only means a redelivery; synchronously on shutdown).
+   (``stream.recommendations``) are sent;
+4. the batch's Kafka offsets are committed once ALL those sends are acknowledged by the
+   broker, in batch order (``stream.clients``): meanwhile the loop already polls and applies
+   the next batches (at most ``max_in_flight`` wait), so acknowledgements cost no round trip
+   on the hot path. Commits are asynchronous (a lost one only means a redelivery) and
+   synchronous on shutdown.
 
 A crash anywhere before step 4 redelivers the batch: its events are duplicates (no SQL
 change), the recommendations they triggered are read back and published again (flagged
@@ -56,7 +59,7 @@ from core.settings import KafkaSettings, ServeConfig
 from store.active import ActiveModel
 from store.versions import LoadedVersion
 from stream.batch import Applied, Catalogue, Decoded, apply_batch, decode_batch, now_ms
-from stream.clients import Backoff, BrokerUnavailable, Clients, Polled, next_offsets
+from stream.clients import Backoff, BrokerUnavailable, Clients, InFlight, Polled, next_offsets
 from stream.metrics import ConsumerMetrics
 from stream.model_watch import ModelWatcher
 
@@ -75,6 +78,8 @@ class ConsumerOptions:
     model_check_s: float = 2.0
     background_model_loading: bool = True
     send_timeout_s: float = 30.0
+    max_in_flight: int = 3
+    """Applied batches whose sends may await acknowledgement while the next ones are processed."""
     client_id: str = "kdrec-consumer"
 
 
@@ -158,7 +163,7 @@ class StreamConsumer:
     def _connect(self) -> bool:
         """Fresh clients (topics ensured first); False, after a backoff, while the broker is away."""
         try:
-            self._clients = Clients(self.kafka, self.options.client_id)
+            self._clients = Clients(self.kafka, self.options.client_id, self.options.send_timeout_s)
         except (KafkaError, BrokerUnavailable, OSError) as exc:
             delay = self._broker_backoff.next()
             log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)
@@ -178,7 +183,7 @@ class StreamConsumer:
     def _disconnect(self, final_commit: bool) -> None:
         clients, self._clients = self._clients, None
         if clients is not None:
-            clients.close(final_commit)
+            self._settled(clients.close(final_commit, self.options.send_timeout_s))
 
     def _probe(self, clients: Clients) -> None:
         if time.monotonic() - self._probed_at < self.options.probe_every_s:
@@ -206,6 +211,7 @@ class StreamConsumer:
         polled = clients.poll(self.options.poll_timeout_ms)
         waited = time.perf_counter() - started
         if not polled:
+            self._settled(clients.settle(wait=False, timeout_s=self.options.send_timeout_s))
             self._probe(clients)
             return
         self.metrics.add_stage("poll", waited)
@@ -239,12 +245,22 @@ class StreamConsumer:
             return None
         self._db_backoff.reset()
         with self.metrics.stage("publish"):
-            clients.publish(decoded.rejected, applied.messages, self.options.send_timeout_s)
-        done = now_ms()
+            served = {message.user_id for message in applied.messages}
+            stamps = [record.timestamp for record, event in decoded.valid if event.user_id in served]
+            clients.publish(decoded.rejected, applied.messages, next_offsets(polled), payload=stamps)
         with self.metrics.stage("commit"):
-            clients.commit(next_offsets(polled))
-        self._count(records, decoded, applied, done)
+            wait = len(clients.in_flight) > self.options.max_in_flight
+            self._settled(clients.settle(wait, self.options.send_timeout_s))
+        self._count(records, decoded, applied)
         return applied
+
+    def _settled(self, batches: list[InFlight]) -> None:
+        """Latencies of the events whose recommendations were just acknowledged."""
+        for batch in batches:
+            acked = batch.acked_ms or now_ms()
+            self.metrics.latencies_ms.extend(acked - stamp for stamp in batch.payload or () if stamp is not None)
+        if batches:
+            self.metrics.last_settled_at = time.perf_counter()
 
     def _retry_later(self, clients: Clients, polled: Polled, exc: BaseException) -> None:
         delay = self._db_backoff.next()
@@ -254,7 +270,7 @@ class StreamConsumer:
         clients.seek_back(polled)
         self._sleep(delay)
 
-    def _count(self, records: list, decoded: Decoded, applied: Applied, done_ms: int) -> None:
+    def _count(self, records: list, decoded: Decoded, applied: Applied) -> None:
         m = self.metrics
         m.records += len(records)
         m.valid += len(decoded.valid)
@@ -266,6 +282,3 @@ class StreamConsumer:
         m.republished += len(applied.messages) - len(fresh)
         if applied.model_version is not None and fresh:
             m.model_versions[applied.model_version] = m.model_versions.get(applied.model_version, 0) + len(fresh)
-        served = {message.user_id for message in applied.messages}
-        m.latencies_ms.extend(done_ms - record.timestamp for record, event in decoded.valid
-                              if event.user_id in served and record.timestamp is not None)

@@ -8,8 +8,9 @@ Stages of one batch, in order (seconds summed over batches):
 * ``encode``: the active student's forward pass over every touched user's sequence;
 * ``search``: the FAISS top-K search with each user's seen items excluded;
 * ``write``: inserting the recommendation rows and committing the SQL transaction;
-* ``publish``: sending recommendations and dead letters and waiting for the broker's acks;
-* ``commit``: committing the Kafka offsets.
+* ``publish``: queueing the recommendations and dead letters for the producer;
+* ``commit``: committing the offsets of the batches whose sends were acknowledged (including
+  any wait for acknowledgements when too many batches are in flight).
 
 Latency of an event: the moment its recommendation was acknowledged on the recommendations
 topic minus the event's Kafka record timestamp (the producer's send time, same host clock
@@ -60,6 +61,8 @@ class ConsumerMetrics:
     latencies_ms: deque[float] = field(init=False)
     first_batch_at: float | None = None
     last_batch_at: float | None = None
+    last_settled_at: float | None = None
+    """When the newest batch's sends were acknowledged and its offsets committed."""
     longest_gap_s: float = 0.0
     """Longest wall time between the end of one batch and the start of the next one that
     had records waiting (i.e. a poll that returned at once): pauses the consumer caused."""
