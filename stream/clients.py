@@ -126,7 +126,8 @@ def next_offsets(polled: Polled) -> Offsets:
 class Clients:
     """The consumer group member and the output producer (see the module docstring)."""
 
-    def __init__(self, kafka: KafkaSettings, client_id: str, send_timeout_s: float = 30.0) -> None:
+    def __init__(self, kafka: KafkaSettings, client_id: str, send_timeout_s: float = 30.0,
+                 fetch_max_wait_ms: int = 500) -> None:
         self.kafka = kafka
         servers = kafka.bootstrap_servers
         if not any_reachable(servers):
@@ -135,7 +136,8 @@ class Clients:
         self.consumer = KafkaConsumer(
             kafka.events_topic, **kafka.client_options(), client_id=client_id, group_id=kafka.consumer_group,
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=kafka.max_poll_records,
-            session_timeout_ms=kafka.session_timeout_ms, heartbeat_interval_ms=kafka.heartbeat_interval_ms)
+            session_timeout_ms=kafka.session_timeout_ms, heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms)
         try:
             # Records wait (long linger) until the flusher thread flushes a whole consumer batch,
             # and record batches are large: the sender thread wakes up a few times per consumer
@@ -144,6 +146,13 @@ class Clients:
                                                              batch_size=256 * 1024))
         except BaseException:
             self.consumer.close(autocommit=False)
+            raise
+        try:
+            for topic in (kafka.recommendations_topic, kafka.dlq_topic):
+                self.producer.partitions_for(topic)  # metadata now, not inside the first batch's sends
+        except BaseException:
+            self.consumer.close(autocommit=False)
+            self.producer.close(timeout=1)
             raise
         self.dead_letters = DeadLetters(self.producer, kafka.dlq_topic)
         self.uncommitted: Offsets = {}

@@ -80,6 +80,11 @@ class ConsumerOptions:
     send_timeout_s: float = 30.0
     max_in_flight: int = 3
     """Applied batches whose sends may await acknowledgement while the next ones are processed."""
+    fetch_max_wait_ms: int = 20
+    """How long the broker may hold a fetch that found no records. Apache Kafka answers as soon
+    as records arrive, so this only sets how often an idle consumer asks; the embedded broker
+    holds the fetch for the whole wait even when records arrive (measured at 500 events/s:
+    delivery p50/p99 120/263 ms with kafka-python's default 500, 12/28 ms with 10)."""
     client_id: str = "kdrec-consumer"
 
 
@@ -163,7 +168,8 @@ class StreamConsumer:
     def _connect(self) -> bool:
         """Fresh clients (topics ensured first); False, after a backoff, while the broker is away."""
         try:
-            self._clients = Clients(self.kafka, self.options.client_id, self.options.send_timeout_s)
+            self._clients = Clients(self.kafka, self.options.client_id, self.options.send_timeout_s,
+                                   self.options.fetch_max_wait_ms)
         except (KafkaError, BrokerUnavailable, OSError) as exc:
             delay = self._broker_backoff.next()
             log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)

@@ -29,6 +29,10 @@ class TcpProxy:
     def stop(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not on Linux)
+            except OSError:
+                pass
             listener.close()
         with self._lock:
             sockets, self._sockets = self._sockets, set()
@@ -45,6 +49,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # closed by stop()
+            if listener is not self._listener:  # stopped meanwhile
+                client.close()
+                return
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
                 server.settimeout(None)
