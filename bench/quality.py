@@ -20,7 +20,6 @@ import logging
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import torch
 
 from bench import quality_report as report
 from bench.quality_profiles import PROFILES, Profile
-from bench.quality_timing import serving_speed
+from bench.quality_timing import serving_speeds
 from core.data.catalog import load_dataset
 from core.data.dataset import Dataset
 from core.data.split import LeaveOneOut, leave_one_out
@@ -56,23 +55,29 @@ class Bench:
             data = Dataset(data.name, data.items, {u: data.sequences[u] for u in sorted(data.sequences)[:args.users]})
         self.data = data
         self.folds: LeaveOneOut = leave_one_out(data)
-        self.artifacts = Path(settings.artifact_dir) / "bench" / Path(args.dataset).name
+        smoke = Path("var/bench-smoke")
+        self.artifacts = (smoke if args.users else Path(settings.artifact_dir)) / "bench" / Path(args.dataset).name
         self.text_cache = Path(settings.artifact_dir) / "text-encodings"
         stem = f"quality-{Path(args.dataset).name.replace('-', '')}"
-        self.out = (RESULTS / stem) if not args.users else Path("var/bench-smoke") / stem
+        self.out = (RESULTS / stem) if not args.users else smoke / stem
         self.started = time.perf_counter()
+        self.served: dict[str, SequenceModel] = {}
+        # Artifacts there before this run are "reused"; ones its worker processes train are not.
+        self.preexisting = {path.name for path in self.artifacts.iterdir()} if self.artifacts.is_dir() else set()
 
     # --- training with reuse ---------------------------------------------------------------
     def trained(self, name: str, payload: dict[str, Any], train: Callable[[], TrainResult],
                 reuse: bool = True) -> tuple[SequenceModel, dict[str, Any]]:
-        payload = {**payload, "data": self.data.summary(), "name": name}
+        payload = {**payload, "data": self.data.summary(), "name": name, "clock": self.args.budget_clock}
         key = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
         folder = self.artifacts / f"{name.replace(' ', '-').replace(',', '')}-{key}"
         if reuse and not self.args.retrain and (folder / "model.safetensors").is_file():
             log.info("reusing %s from %s", name, folder)
-            return load_model(folder, self._device()), {**read_metrics(folder), "reused": True, "folder": str(folder)}
+            return load_model(folder, self._device()), {**read_metrics(folder), "folder": str(folder),
+                                                        "reused": folder.name in self.preexisting}
         result = train()
-        meta = {"history": result.history.to_dict(), "train_seconds": result.seconds, "valid": result.valid}
+        meta = {"history": result.history.to_dict(), "train_seconds": result.seconds,
+                "train_cpu_seconds": result.cpu_seconds, "valid": result.valid}
         save_model(result.model, folder, metrics=meta, extra={"payload": payload})
         return result.model, {**meta, "reused": False, "folder": str(folder)}
 
@@ -89,22 +94,73 @@ class Bench:
                    "valid_users": p.teacher_valid_users}
         return self.trained(name, payload, lambda: train_teacher(
             self.data.item_texts(), self.folds, config, self._train(train), self.text_cache,
-            p.teacher_windows, p.teacher_valid_users))
+            p.teacher_windows, p.teacher_valid_users, budget_clock=self.args.budget_clock))
 
-    def cache(self, teacher: SequenceModel, teacher_folder: str, keep_hidden: bool = False) -> Any:
+    def cache(self, teacher: SequenceModel, teacher_folder: str, keep_hidden: bool = False) -> tuple[Any, float]:
+        """Teacher scores for the student's windows (built once, kept next to the artifacts) and
+        the seconds it took to build them."""
         p = self.profile
+        last = p.kd_last if teacher.objective == "causal" else p.kd_last_cloze
         name = f"teacher-scores-{Path(teacher_folder).name}-L{p.student.max_len}-k{p.distill.top_k}" \
-               f"-last{p.kd_last}{'-hidden' if keep_hidden else ''}.safetensors"
-        return teacher_cache(teacher, self.folds, p.student.max_len, p.distill.top_k, p.temperatures,
-                             self.artifacts / name, last=p.kd_last, device=self.device, keep_hidden=keep_hidden)
+               f"-last{last}{'-hidden' if keep_hidden else ''}"
+        timing = self.artifacts / f"{name}.json"
+        started = time.perf_counter()
+        cache = teacher_cache(teacher, self.folds, p.student.max_len, p.distill.top_k, p.temperatures,
+                              self.artifacts / f"{name}.safetensors", last=last, device=self.device,
+                              keep_hidden=keep_hidden)
+        if not timing.is_file():
+            timing.write_text(json.dumps({"seconds": time.perf_counter() - started, "positions": len(cache.logits)}))
+        return cache, json.loads(timing.read_text())["seconds"]
+
+    # --- the models of the table (each trained once, then reused) -----------------------------
+    def configs(self) -> tuple[Any, Any, dict[str, Any]]:
+        """Teacher config and distillation config, from the selection study when it exists."""
+        p, picked = self.profile, self.selection()
+        teacher_config = p.teacher
+        if picked.get("objective", {}).get("winner"):
+            teacher_config = teacher_config.model_copy(update={"objective": picked["objective"]["winner"]})
+        distill = p.distill
+        if picked.get("kd", {}).get("winner"):
+            w = picked["kd"]["winner"]
+            distill = distill.model_copy(update={"alpha": w["alpha"], "temperature": w["temperature"],
+                                                 "hidden_weight": w.get("hidden_weight", 0.0)})
+        return teacher_config, distill, picked
+
+    def main_teacher(self) -> tuple[SequenceModel, dict[str, Any]]:
+        return self.teacher(self.configs()[0], self.profile.teacher_train, "teacher")
+
+    def twin_teacher(self) -> tuple[SequenceModel, dict[str, Any]]:
+        config = self.configs()[0].model_copy(update={"pretrained": False})
+        return self.teacher(config, self.profile.teacher_train, "teacher random init")
+
+    def plain_student(self) -> tuple[SequenceModel, dict[str, Any]]:
+        p = self.profile
+        return self.trained("student", {"student": p.student.model_dump(), "train": p.student_train.model_dump()},
+                            lambda: train_student(self.folds, p.student, self._train(p.student_train),
+                                                  budget_clock=self.args.budget_clock))
+
+    def teacher_scores(self) -> tuple[Any, float]:
+        teacher, meta = self.main_teacher()
+        return self.cache(teacher, meta["folder"], keep_hidden=self.configs()[1].hidden_weight > 0)
+
+    def kd_student(self) -> tuple[SequenceModel, dict[str, Any]]:
+        p, (_, distill, _) = self.profile, self.configs()
+        teacher, t_meta = self.main_teacher()
+        cache, _ = self.teacher_scores()
+        hidden = teacher.item_embeddings().shape[1]
+        return self.trained("student KD", {"student": p.student.model_dump(), "distill": distill.model_dump(),
+                                           "train": p.student_train.model_dump(), "teacher": t_meta["folder"]},
+                            lambda: distill_student(self.folds, p.student, self._train(p.student_train),
+                                                    distill, cache, teacher_hidden=hidden,
+                                                    budget_clock=self.args.budget_clock))
 
     def row(self, model_name: str, scorer: Any, model: SequenceModel | None, meta: dict[str, Any]) -> dict[str, Any]:
         test = evaluate(scorer, self.folds.test)
         row: dict[str, Any] = {"model": model_name, "test": test, **{k: meta.get(k) for k in
-                               ("train_seconds", "reused", "valid", "history", "folder")}}
+                               ("train_seconds", "train_cpu_seconds", "reused", "valid", "history", "folder")}}
         if model is not None:
             row["params"] = model.parameter_counts()
-            row["speed"] = serving_speed(model, self.folds.test.inputs)
+            self.served[model_name] = model
         log.info("%s: test NDCG@10 %.4f", model_name, test["NDCG@10"])
         return row
 
@@ -117,45 +173,38 @@ class Bench:
         return payload if payload.get("profile") == self.profile.name else {}
 
     def main_table(self) -> None:
-        p, picked = self.profile, self.selection()
-        teacher_config = p.teacher
-        if picked.get("objective", {}).get("winner"):
-            teacher_config = teacher_config.model_copy(update={"objective": picked["objective"]["winner"]})
-        distill = p.distill
-        if picked.get("kd", {}).get("winner"):
-            w = picked["kd"]["winner"]
-            distill = distill.model_copy(update={"alpha": w["alpha"], "temperature": w["temperature"],
-                                                 "hidden_weight": w.get("hidden_weight", 0.0)})
+        p = self.profile
+        if self.args.parallel > 1:
+            # Independent parts in separate single-threaded processes (robust on a shared CPU):
+            # both teachers together, then the plain student together with the teacher scores.
+            run_parallel(self.args, ["main_teacher", "twin_teacher"])
+            run_parallel(self.args, ["plain_student", "teacher_scores"])
+        teacher_config, distill, picked = self.configs()
         rows: dict[str, dict[str, Any]] = {}
         pop = Popularity(self.data.num_items).fit(self.folds.train_for_test())
         rows["popularity"] = self.row("popularity", pop, None, {})
-        teacher, t_meta = self.teacher(teacher_config, p.teacher_train, "teacher")
+        teacher, t_meta = self.main_teacher()
         rows["teacher"] = self.row("teacher", ModelScorer(teacher), teacher, t_meta)
-        twin_config = teacher_config.model_copy(update={"pretrained": False})
-        twin, r_meta = self.teacher(twin_config, p.teacher_train, "teacher random init")
+        twin, r_meta = self.twin_teacher()
         rows["teacher, random init"] = self.row("teacher, random init", ModelScorer(twin), twin, r_meta)
-        del twin
-        plain, s_meta = self.trained("student", {"student": p.student.model_dump(),
-                                                 "train": p.student_train.model_dump()},
-                                     lambda: train_student(self.folds, p.student, self._train(p.student_train)))
+        plain, s_meta = self.plain_student()
         rows["student without KD"] = self.row("student without KD", ModelScorer(plain), plain, s_meta)
-        started = time.perf_counter()
-        cache = self.cache(teacher, t_meta["folder"], keep_hidden=distill.hidden_weight > 0)
-        cache_seconds = time.perf_counter() - started
-        hidden = teacher.item_embeddings().shape[1]
-        kd, k_meta = self.trained("student KD", {"student": p.student.model_dump(), "distill": distill.model_dump(),
-                                                 "train": p.student_train.model_dump(), "teacher": t_meta["folder"]},
-                                  lambda: distill_student(self.folds, p.student, self._train(p.student_train),
-                                                          distill, cache, teacher_hidden=hidden))
+        cache, cache_seconds = self.teacher_scores()
+        kd, k_meta = self.kd_student()
         rows["student with KD"] = self.row("student with KD", ModelScorer(kd), kd, k_meta)
+        for name, speed in serving_speeds(self.served, self.folds.test.inputs).items():
+            rows[name]["speed"] = speed
         order = ["popularity", "student without KD", "student with KD", "teacher", "teacher, random init"]
         ordered = [rows[name] for name in order]
         elapsed = time.perf_counter() - self.started
         md = [f"# Quality on {self.data.name}: full ranking, leave-one-out, test targets", "",
               f"Profile **{p.name}**: {p.summary}", "",
+              f"Time budgets count {'this process' + chr(39) + 's CPU time' if self.args.budget_clock == 'process' else 'wall-clock time'}"
+              f" with {self.args.threads} torch thread(s); the train time column is wall-clock (CPU time in brackets).", "",
               f"Data: {self.data.summary()}; {len(self.folds.test)} test users. Device for training: "
               f"{self._device()}; serving columns measured on the CPU with {torch.get_num_threads()} threads "
-              f"({platform.processor() or platform.machine()}). This run took {elapsed / 60:.1f} min"
+              f"({platform.processor() or platform.machine()}; models measured in alternating rounds, best round "
+              f"kept, as other work shared the machine). This run took {elapsed / 60:.1f} min"
               f" (teacher scores for KD: {cache_seconds / 60:.1f} min, {len(cache.logits):,} positions).", "",
               report.table(ordered), "",
               f"Teacher objective: **{teacher_config.objective}**, KD alpha **{distill.alpha}**, "
@@ -190,11 +239,18 @@ class Bench:
         report.write(path.with_suffix(""), "\n".join(lines), payload)
         print("\n".join(lines))
 
+    def study_teacher(self, objective: str) -> tuple[SequenceModel, dict[str, Any]]:
+        p = self.profile
+        config = p.study_teacher.model_copy(update={"objective": objective})
+        return self.teacher(config, p.study_teacher_train, f"study teacher {objective}")
+
     def objective_study(self) -> dict[str, Any]:
         p, runs = self.profile, {}
-        for objective in ("causal", "cloze"):
-            config = p.study_teacher.model_copy(update={"objective": objective})
-            _, meta = self.teacher(config, p.study_teacher_train, f"study teacher {objective}")
+        objectives = ("causal", "cloze")
+        if self.args.parallel > 1:
+            run_parallel(self.args, [("study_teacher", objective) for objective in objectives])
+        for objective in objectives:
+            _, meta = self.study_teacher(objective)
             runs[objective] = {"valid_ndcg10": meta["valid"].get("NDCG@10", 0.0), "history": meta["history"]}
         ranked = sorted(runs, key=lambda k: -runs[k]["valid_ndcg10"])
         best, other = runs[ranked[0]]["valid_ndcg10"], runs[ranked[1]]["valid_ndcg10"]
@@ -207,23 +263,38 @@ class Bench:
                 f"\n\nWinner: **{ranked[0]}** by {best - other:+.4f} ({(best / other - 1) * 100 if other else 0:+.1f}%).")
         return {"runs": runs, "winner": ranked[0], "margin": best - other, "text": text}
 
+    def study_student(self, alpha: float | None = None, temperature: float = 1.0,
+                      hidden_weight: float = 0.0) -> tuple[SequenceModel, dict[str, Any]]:
+        """A study student at the study budget: alone (alpha None) or distilled with these settings."""
+        p, train = self.profile, self.profile.study_student_train
+        if alpha is None:
+            return self.trained("study student", {"student": p.student.model_dump(), "train": train.model_dump()},
+                                lambda: train_student(self.folds, p.student, self._train(train),
+                                                      budget_clock=self.args.budget_clock))
+        teacher, t_meta = self.teacher(p.teacher, p.teacher_train, "teacher")
+        distill = p.distill.model_copy(update={"alpha": alpha, "temperature": temperature,
+                                               "hidden_weight": hidden_weight})
+        cache, _ = self.cache(teacher, t_meta["folder"], keep_hidden=hidden_weight > 0)
+        hidden = teacher.item_embeddings().shape[1]
+        return self.trained("study student KD", {"student": p.student.model_dump(), "train": train.model_dump(),
+                                                 "distill": distill.model_dump(), "teacher": t_meta["folder"]},
+                            lambda: distill_student(self.folds, p.student, self._train(train), distill, cache,
+                                                    teacher_hidden=hidden, budget_clock=self.args.budget_clock))
+
     def kd_study(self) -> dict[str, Any]:
         p = self.profile
-        teacher, t_meta = self.teacher(p.teacher, p.teacher_train, "teacher")
         train = p.study_student_train
-        runs = []
-        _, base = self.trained("study student", {"student": p.student.model_dump(), "train": train.model_dump()},
-                               lambda: train_student(self.folds, p.student, self._train(train)))
+        teacher, t_meta = self.teacher(p.teacher, p.teacher_train, "teacher")  # train it first when missing
+        self.cache(teacher, t_meta["folder"])
+        if any(hw > 0 for _, _, hw in p.kd_grid):
+            self.cache(teacher, t_meta["folder"], keep_hidden=True)
+        if self.args.parallel > 1:
+            run_parallel(self.args, [("study_student",), *(("study_student", *point) for point in p.kd_grid)])
+        _, base = self.study_student()
         no_kd = base["valid"].get("NDCG@10", 0.0)
-        hidden = teacher.item_embeddings().shape[1]
+        runs = []
         for alpha, temperature, hidden_weight in p.kd_grid:
-            distill = p.distill.model_copy(update={"alpha": alpha, "temperature": temperature,
-                                                   "hidden_weight": hidden_weight})
-            cache = self.cache(teacher, t_meta["folder"], keep_hidden=hidden_weight > 0)
-            _, meta = self.trained("study student KD", {"student": p.student.model_dump(), "train": train.model_dump(),
-                                                        "distill": distill.model_dump(), "teacher": t_meta["folder"]},
-                                   lambda: distill_student(self.folds, p.student, self._train(train), distill, cache,
-                                                           teacher_hidden=hidden))
+            _, meta = self.study_student(alpha, temperature, hidden_weight)
             runs.append({"alpha": alpha, "temperature": temperature, "hidden_weight": hidden_weight,
                          "valid_ndcg10": meta["valid"].get("NDCG@10", 0.0),
                          "epochs": len(meta["history"]["epochs"])})
@@ -241,6 +312,31 @@ class Bench:
         return {"runs": runs, "no_kd": no_kd, "winner": win, "text": text}
 
 
+def _part(args: argparse.Namespace, part: str, *params: object) -> None:
+    _setup(args)
+    getattr(Bench(args), part)(*params)
+
+
+def run_parallel(args: argparse.Namespace, parts: list[str | tuple[Any, ...]]) -> None:
+    """Run ``Bench`` methods (name, *params) in separate processes; their artifacts are then
+    found and reused by the caller."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(args.parallel, len(parts)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        calls = [part if isinstance(part, tuple) else (part,) for part in parts]
+        for future in [pool.submit(_part, args, *call) for call in calls]:
+            future.result()
+
+
+def _setup(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    torch.set_num_threads(args.threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
@@ -251,12 +347,15 @@ def main() -> None:
     parser.add_argument("--retrain", action="store_true", help="ignore trained models under var/artifacts")
     parser.add_argument("--users", type=int, default=0, help="first N users only (smoke runs; results to var/)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every time budget (smoke runs)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is robust on a shared machine: no thread barriers)")
+    parser.add_argument("--budget-clock", choices=("wall", "process"), default="process",
+                        help="time budgets count wall-clock or this process's CPU time (default: the "
+                             "same compute however busy the machine is)")
+    parser.add_argument("--parallel", type=int, default=2,
+                        help="processes for independent parts (both teachers; plain student + teacher scores)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    torch.set_num_threads(args.threads)
+    _setup(args)
     bench = Bench(args)
     if args.study != "none":
         bench.study(args.study)

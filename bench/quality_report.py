@@ -22,7 +22,9 @@ def table(rows: list[dict[str, Any]]) -> str:
             row["model"],
             f"{params['total']:,} / {params['non_embedding']:,}" if params else "-",
             f"{row['test']['HR@10']:.4f}", f"{row['test']['NDCG@10']:.4f}", f"{row['test']['MRR@10']:.4f}",
-            _minutes(row.get("train_seconds")) + (" (reused)" if row.get("reused") else ""),
+            _minutes(row.get("train_seconds"))
+            + (f" ({row['train_cpu_seconds'] / 60:.1f} CPU)" if row.get("train_cpu_seconds") else "")
+            + (" (reused)" if row.get("reused") else ""),
             f"{row['speed']['ms_per_query_batch1']:.2f}" if row.get("speed") else "-",
             f"{row['speed']['queries_per_s_batch256']:,.0f}" if row.get("speed") else "-",
         ]

@@ -102,7 +102,8 @@ class DistillObjective(nn.Module):
                 raise ValueError(f"teacher cache is at T={cached.temperature}, config wants T={temperature}")
             chosen = cached.present[where]
             sel = where & cached.present
-            kl = kl_topk(logits[chosen], cached.indices[sel], cached.logits[sel], cached.log_norm[sel],
+            rows = logits if bool(chosen.all()) else logits[chosen]  # usually every position: no copy
+            kl = kl_topk(rows, cached.indices[sel], cached.logits[sel], cached.log_norm[sel],
                          temperature) if bool(chosen.any()) else logits.new_zeros(())
             teacher_hidden = cached.hidden[sel] if cached.hidden is not None else None
         elif self.teacher is not None:

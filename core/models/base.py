@@ -92,8 +92,10 @@ class SequenceModel(nn.Module, ABC):
     # --- objectives ------------------------------------------------------------------------
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """Scores of every real item for ``[N, D]`` states; the padding column is -inf."""
-        scores = states @ self.item_embeddings().T
-        return scores.index_fill(-1, torch.tensor([PAD], device=scores.device), float("-inf"))
+        items = self.item_embeddings()
+        pad = torch.zeros(items.shape[0], dtype=states.dtype, device=states.device)
+        pad[PAD] = float("-inf")
+        return torch.addmm(pad, states, items.T.to(states.dtype))  # one kernel, no copy
 
     def causal_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         states = self.hidden_states(inputs)

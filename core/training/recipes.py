@@ -34,6 +34,8 @@ class TrainResult:
     model: SequenceModel
     history: History
     seconds: float
+    cpu_seconds: float = 0.0
+    """CPU time of this process during training (all threads)."""
 
     @property
     def valid(self) -> dict[str, float]:
@@ -51,26 +53,28 @@ def valid_subset(folds: LeaveOneOut, users: int | None) -> EvalSet:
 
 def train_teacher(item_texts: Sequence[str], folds: LeaveOneOut, config: TeacherConfig, train: TrainConfig,
                   text_cache: Path | None, windows: WindowMode = "all", valid_users: int | None = None,
-                  progress: bool = True) -> TrainResult:
+                  progress: bool = True, budget_clock: str = "wall") -> TrainResult:
     """Fine-tune the LM teacher (or its random-init twin) on the training sequences."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     seed_everything(train.seed)
     teacher = build_teacher(config, item_texts, text_cache)
     batches = training_batches(teacher, folds.train.values(), train.batch_size, train.seed, windows)
     label = "teacher" if config.pretrained else "teacher (random init)"
-    history = fit(teacher, batches, valid_subset(folds, valid_users), train, desc=label, progress=progress)
-    return TrainResult(teacher, history, time.perf_counter() - started)
+    history = fit(teacher, batches, valid_subset(folds, valid_users), train, desc=label, progress=progress,
+                  budget_clock=budget_clock)
+    return TrainResult(teacher, history, time.perf_counter() - started, time.process_time() - cpu_started)
 
 
 def train_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, windows: WindowMode = "last",
-                  valid_users: int | None = None, progress: bool = True) -> TrainResult:
+                  valid_users: int | None = None, progress: bool = True, budget_clock: str = "wall") -> TrainResult:
     """The student on its own (no teacher): the "student without KD" baseline."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     seed_everything(train.seed)
     student = Student(config, folds.num_items)
     batches = training_batches(student, folds.train.values(), train.batch_size, train.seed, windows)
-    history = fit(student, batches, valid_subset(folds, valid_users), train, desc="student", progress=progress)
-    return TrainResult(student, history, time.perf_counter() - started)
+    history = fit(student, batches, valid_subset(folds, valid_users), train, desc="student", progress=progress,
+                  budget_clock=budget_clock)
+    return TrainResult(student, history, time.perf_counter() - started, time.process_time() - cpu_started)
 
 
 def teacher_cache(teacher: SequenceModel, folds: LeaveOneOut, student_max_len: int, top_k: int,
@@ -96,9 +100,10 @@ def teacher_cache(teacher: SequenceModel, folds: LeaveOneOut, student_max_len: i
 
 def distill_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, distill: DistillConfig,
                     cache: TeacherCache, windows: WindowMode = "last", valid_users: int | None = None,
-                    teacher_hidden: int | None = None, progress: bool = True) -> TrainResult:
+                    teacher_hidden: int | None = None, progress: bool = True,
+                    budget_clock: str = "wall") -> TrainResult:
     """Train a student with alpha * CE + (1 - alpha) * T^2 * KL against the cached teacher."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     seed_everything(train.seed)
     student = Student(config, folds.num_items)
     inputs, targets = causal_windows(folds.train.values(), config.max_len, windows)
@@ -109,8 +114,9 @@ def distill_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfi
     batches = BatchSource(inputs, targets, train.batch_size, train.seed, source)
     objective = DistillObjective(student, distill, teacher_hidden=teacher_hidden)
     history = fit(student, batches, valid_subset(folds, valid_users), train, objective=objective,
-                  desc=f"student KD a={distill.alpha} T={distill.temperature}", progress=progress)
-    return TrainResult(student, history, time.perf_counter() - started)
+                  desc=f"student KD a={distill.alpha} T={distill.temperature}", progress=progress,
+                  budget_clock=budget_clock)
+    return TrainResult(student, history, time.perf_counter() - started, time.process_time() - cpu_started)
 
 
 def release(model: SequenceModel) -> None:

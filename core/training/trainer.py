@@ -55,12 +55,17 @@ def _validate(model: SequenceModel, valid: EvalSet, device: torch.device) -> dic
 
 def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, config: TrainConfig,
         objective: nn.Module | Objective | None = None, metric: str = "NDCG@10",
-        desc: str | None = None, progress: bool = True) -> History:
+        desc: str | None = None, progress: bool = True, budget_clock: str = "wall") -> History:
     """Train ``model`` (in place) on ``batches``; returns the history, best weights restored.
 
     ``objective`` computes the loss of a batch (default: the model's own ``loss``); when it is
     a module, its trainable parameters (which include the model's) are optimised.
+    ``budget_clock``: ``max_minutes`` counts wall-clock time (``wall``) or this process's CPU
+    time (``process``: the same amount of compute however busy a shared machine is).
     """
+    if budget_clock not in ("wall", "process"):
+        raise ValueError(f"budget_clock must be 'wall' or 'process', not {budget_clock!r}")
+    clock = time.process_time if budget_clock == "process" else time.perf_counter
     device = resolve_device(config.device)
     seed_everything(config.seed)
     model.to(device)
@@ -81,6 +86,7 @@ def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, confi
     waited = 0
     step = 0
     started = time.perf_counter()
+    budget_start = clock()
     name = desc or model.kind
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -89,7 +95,7 @@ def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, confi
         bar = tqdm(batches.epoch(epoch), total=len(batches), desc=f"{name} epoch {epoch}",
                    disable=not progress, leave=False, dynamic_ncols=True)
         for batch in bar:
-            elapsed = time.perf_counter() - started
+            elapsed = clock() - budget_start
             factor = _lr_factor(step, total_steps, config.warmup_steps, elapsed, budget)
             if factor <= 0.0 and step > 0:  # at least one step, however small the budget
                 history.stopped = "budget" if budget and elapsed >= budget else "schedule"

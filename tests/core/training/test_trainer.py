@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.data.split import EvalSet
 from core.models.student import Student
 from core.settings import TrainConfig
@@ -39,9 +41,13 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     assert history.stopped == "patience" and len(history.epochs) == 3 and history.best_epoch == 1
 
 
-def test_time_budget_stops_training() -> None:
+@pytest.mark.parametrize("clock", ["wall", "process"])
+def test_time_budget_stops_training(clock: str) -> None:
     train, valid = _data()
     model = Student(student_config(), ITEMS)
     config = TrainConfig(epochs=1000, batch_size=8, max_minutes=1e-6, device="cpu")
-    history = fit(model, training_batches(model, train.values(), 8, 0), valid, config, progress=False)
+    history = fit(model, training_batches(model, train.values(), 8, 0), valid, config, progress=False,
+                  budget_clock=clock)
     assert history.stopped == "budget" and len(history.epochs) == 1 and history.epochs[0].metrics
+    with pytest.raises(ValueError, match="budget_clock"):
+        fit(model, training_batches(model, train.values(), 8, 0), valid, config, budget_clock="sundial")
