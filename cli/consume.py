@@ -24,6 +24,9 @@ def consume(
     model_check: float = typer.Option(2.0, min=0.1, help="Seconds between checks for a newly "
                                                           "promoted student."),
     poll_timeout_ms: int = typer.Option(500, min=1, help="Longest wait for records per poll."),
+    fetch_max_wait_ms: int = typer.Option(ConsumerOptions.fetch_max_wait_ms, min=1,
+                                          help="Longest time the broker may hold an empty fetch (lower: "
+                                               "less latency on the embedded broker, more idle requests)."),
     metrics_json: bool = typer.Option(False, "--metrics-json", help="Print the final counters "
                                                                      "and stage timings as JSON."),
 ) -> None:
@@ -42,7 +45,8 @@ def consume(
         sessions = make_sessionmaker(engine)
         # Registry checks read only: on SQLite they must not take the write lock.
         active = ActiveModel(make_sessionmaker(engine, read_only=True), config.serve, check_every=0.0)
-        options = ConsumerOptions(poll_timeout_ms=poll_timeout_ms, model_check_s=model_check)
+        options = ConsumerOptions(poll_timeout_ms=poll_timeout_ms, model_check_s=model_check,
+                                  fetch_max_wait_ms=fetch_max_wait_ms)
         consumer = StreamConsumer(config.kafka, config.serve, sessions, active,
                                   sequence_length=config.sequence_length, options=options)
 

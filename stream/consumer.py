@@ -80,11 +80,13 @@ class ConsumerOptions:
     send_timeout_s: float = 30.0
     max_in_flight: int = 3
     """Applied batches whose sends may await acknowledgement while the next ones are processed."""
-    fetch_max_wait_ms: int = 20
+    fetch_max_wait_ms: int = 100
     """How long the broker may hold a fetch that found no records. Apache Kafka answers as soon
-    as records arrive, so this only sets how often an idle consumer asks; the embedded broker
-    holds the fetch for the whole wait even when records arrive (measured at 500 events/s:
-    delivery p50/p99 120/263 ms with kafka-python's default 500, 12/28 ms with 10)."""
+    as records arrive, so there this only sets how often an idle consumer asks. The embedded
+    broker holds a fetch for the whole wait even when records arrive, so it bounds delivery
+    latency there (measured at 500 events/s, delivery p50/p99: 120/263 ms at kafka-python's
+    default 500, 12/28 ms at 10) at the price of idle requests (idle consumer CPU: 0.6% at
+    500, 1.9% at 100, 7.3% at 20)."""
     client_id: str = "kdrec-consumer"
 
 
