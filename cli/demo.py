@@ -94,8 +94,8 @@ def quality_rows(pair: ActivePair) -> dict[str, dict[str, float]]:
                  CheckpointNotFound, ServiceError, BrokerError, KafkaError)
 def demo(
     dataset: str = typer.Option(None, help="ml-100k (default: KDREC_DATASET), ml-1m, or a dataset folder."),
-    minutes: float = typer.Option(2.0, min=0.05, help="Teacher time budget when models must be trained "
-                                  "(the student gets 60 % of it)."),
+    minutes: float = typer.Option(2.0, min=0.05, help="Training budget of the teacher, and of the student, "
+                                  "when models must be trained."),
     port: int = typer.Option(8501, envvar="KDREC_APP_PORT", help="Port of the Streamlit app."),
     address: str = typer.Option("127.0.0.1", envvar="KDREC_APP_ADDRESS", help="Address the app listens on."),
     rate: float = typer.Option(5.0, min=0.01, help="Clicks per second of the live traffic."),

@@ -2,9 +2,9 @@
 
 ``kdrec demo`` calls ``ensure_models`` on every start. When the registry already has an
 active teacher and student for this dataset it returns at once (a second run reuses them);
-otherwise it trains what is missing with the QUICK profile (a few minutes on 2 CPU cores:
-a 2-layer MiniLM teacher reading 50 items, a couple of epochs under a time budget; a
-2 x 64 student distilled from the teacher's cached top-100 scores) and publishes it through
+otherwise it trains what is missing with the QUICK profile (about 5 minutes on 2 CPU cores:
+a 2-layer MiniLM teacher reading 50 items for at most 3 epochs within a time budget; a
+2 x 64 student distilled from the teacher's cached top-100 scores, same budget) and publishes it through
 ``store.versions.publish(promote=True)``, so the consumer and the app pick it up like any
 version the scheduled jobs would produce.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,16 +52,21 @@ class QuickProfile:
 
 
 def quick_profile(config: Settings, minutes: float = 2.0) -> QuickProfile:
-    """The QUICK profile; ``minutes`` is the teacher's time budget (the student gets 60 %)."""
+    """The QUICK profile: ``minutes`` of training for the teacher, and as much for the student.
+
+    Small batches (32) give many more updates per CPU second than the default 128, which is
+    what matters for a budget of minutes: on ML-100K (2 loaded CPU cores) the 2-layer teacher
+    reaches test HR@10 0.19 after 3 epochs and the distilled student 0.13, against 0.086 for
+    popularity; the budget stops them earlier.
+    """
     teacher = config.teacher.model_copy(update={"num_layers": 2, "max_len": 50, "objective": "causal"})
     student = config.student.model_copy(update={"max_len": 50})
-    base = config.train.model_copy(update={"epochs": 3, "patience": 2, "warmup_steps": 20})
+    base = config.train.model_copy(update={"batch_size": 32, "warmup_steps": 20})
     return QuickProfile(
         teacher=teacher,
-        teacher_train=base.model_copy(update={"lr": 5e-4, "max_minutes": minutes}),
+        teacher_train=base.model_copy(update={"epochs": 3, "patience": 2, "lr": 5e-4, "max_minutes": minutes}),
         student=student,
-        student_train=base.model_copy(update={"epochs": 20, "patience": 3, "lr": 1e-3,
-                                              "max_minutes": 0.6 * minutes}),
+        student_train=base.model_copy(update={"epochs": 20, "patience": 3, "lr": 2e-3, "max_minutes": minutes}),
         distill=config.distill,
     )
 
@@ -101,15 +107,23 @@ def _usable(version: ModelVersion | None, num_items: int) -> bool:
 
 
 def single_request_latency_ms(model: SequenceModel, histories: list[list[int]], k: int = 10) -> float:
-    """Median wall time of one session -> vector -> FAISS top-k request (the serving path)."""
+    """Median wall time of one session -> vector -> FAISS top-k request (the serving path), with
+    one intra-op thread as the app serves it."""
     index = ItemIndex.build(model.item_embeddings().detach().cpu())
     recommender = SessionRecommender(model.eval(), index, max_len=model.history_len, device="cpu")
-    recommender.recommend(histories[:1], k)  # warm-up
-    times = []
-    for history in histories:
-        started = time.perf_counter()
-        recommender.recommend([history], k)
-        times.append((time.perf_counter() - started) * 1000)
+    threads, omp_threads = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    try:
+        recommender.recommend(histories[:1], k)  # warm-up
+        times = []
+        for history in histories:
+            started = time.perf_counter()
+            recommender.recommend([history], k)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(omp_threads)
     return round(statistics.median(times), 3) if times else 0.0
 
 
@@ -133,8 +147,8 @@ def version_metrics(dataset: Dataset, result: TrainResult, test: EvalSet) -> dic
 
 def _train_teacher(config: Settings, dataset: Dataset, folds: LeaveOneOut, profile: QuickProfile,
                    sessions: sessionmaker[Session]) -> tuple[ModelVersion, SequenceModel]:
-    log.info("training the teacher (%d LM layers, %d items, budget %.1f min)", profile.teacher.num_layers,
-             profile.teacher.max_len, profile.teacher_train.max_minutes)
+    log.info("training the teacher (%s LM layers, %d items, budget %s min)", profile.teacher.num_layers or "all",
+             profile.teacher.max_len, profile.teacher_train.max_minutes or "none")
     result = train_teacher(dataset.item_texts(), folds, profile.teacher, profile.teacher_train,
                            Path(config.artifact_dir) / "text-encodings", "all", profile.valid_users)
     metrics = version_metrics(dataset, result, folds.test)
@@ -182,7 +196,6 @@ def ensure_models(config: Settings, dataset: Dataset, sessions: sessionmaker[Ses
         return pair, []
     trained: list[str] = []
     folds = leave_one_out(dataset)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     if teacher_ok:
         assert pair.teacher is not None
         teacher = load_model(pair.teacher.artifact_path)

@@ -131,6 +131,9 @@ def serve(config: Settings, options: ServeOptions, echo: Echo, started: float,
           run_for_s: float | None = None) -> int:
     """Run the live system until Ctrl-C / SIGTERM (or ``run_for_s``); returns an exit status."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C must work even when started from a script in the background, where the shell
+    # hands SIGINT over ignored (and Python then installs no KeyboardInterrupt handler).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     broker: EmbeddedBroker | None = None
     supervisor = Supervisor(options.log_dir, child_env(config, options), grace_s=options.grace_s)
     status = 0
@@ -160,11 +163,11 @@ def serve(config: Settings, options: ServeOptions, echo: Echo, started: float,
         echo(f"error: {exc}")
         status = 1
     finally:
-        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
         supervisor.stop_all()
         if broker is not None:
             broker.stop()
         signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGINT, previous_int)
     echo("stopped")
     return status

@@ -55,12 +55,12 @@ def live() -> None:
             st.info("No events ingested in this window. `kdrec demo` publishes live traffic; so does a click on "
                     "the Recommend page.")
         else:
-            st.altair_chart(charts.events_per_second(rate), width="stretch")
+            st.altair_chart(charts.events_per_second(rate), width="stretch", height=charts.HEIGHT + 60)
     with chart_right:
         if latency.empty:
             st.info("No recommendations written for live events in this window (is the consumer running?).")
         else:
-            st.altair_chart(charts.latency(latency), width="stretch")
+            st.altair_chart(charts.latency(latency), width="stretch", height=charts.HEIGHT + 60)
         if historic:
             st.caption(f"{historic:,} recommendations triggered by replayed historic events (event time more "
                        "than an hour before) are left out of the latency chart.")

@@ -97,10 +97,8 @@ else:
                                 "non-embedding params": st.column_config.NumberColumn(format="localized"),
                                 "artifact MB": st.column_config.NumberColumn(format="%.2f"),
                                 "latency ms (now)": st.column_config.NumberColumn(format="%.2f")})
-    columns = st.columns(4)
-    for column, (field, label) in zip(columns, [("params", "parameters"), ("non-embedding params", "non-embedding"),
-                                                ("artifact MB", "artifact MB"), ("latency ms (now)", "latency ms")]):
-        column.altair_chart(charts.sizes(frame.rename(columns={field: "value"}), "value", label), width="stretch")
+    long = frame.melt(id_vars=["model", "kind"], value_vars=list(charts.SIZE_MEASURES), var_name="measure")
+    st.altair_chart(charts.sizes(long.dropna()))
     st.caption("Latency: median of 30 single requests (encode one stored user session, FAISS top-10 with seen items "
                "excluded) in this app process; at training: as recorded in the version's metrics.")
 

@@ -4,6 +4,7 @@ side by side with their agreement and latency; clicking a recommendation publish
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -13,7 +14,7 @@ from store.sequences import get_sequence
 from store.versions import LoadedVersion
 
 K = 10
-HISTORY_SHOWN = 15
+HISTORY_SHOWN = 10
 CLICK_TIMEOUT_S = 15.0
 
 config = ui.settings_or_stop()
@@ -25,6 +26,10 @@ state = st.session_state
 
 def title(item: int) -> str:
     return names.get(item, f"item {item}")
+
+
+def when(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def on_click(user: int | None, item: int) -> None:
@@ -114,9 +119,12 @@ else:
     history = list(state.get("anon_items", []))
     if not history:
         ui.stop_with("info", "Choose a few movies to start an anonymous session; recommendations follow each pick.")
+    stamps = []
 
-with st.expander(f"History: {len(history)} items, most recent first", expanded=False):
-    st.markdown("\n".join(f"- {title(item)}" for item in reversed(history[-HISTORY_SHOWN:])))
+with st.expander(f"History: {len(history)} items, most recent first", expanded=True):
+    recent: list[tuple[int, int | None]] = list(zip(history, stamps or [None] * len(history)))[-HISTORY_SHOWN:]
+    st.markdown("\n".join(f"- {title(item)}" + (f" · {when(ts)}" if ts is not None else "")
+                          for item, ts in reversed(recent)))
     if len(history) > HISTORY_SHOWN:
         st.caption(f"... and {len(history) - HISTORY_SHOWN} older items")
 

@@ -5,7 +5,7 @@ it can). ``unavailable()`` names what is missing, so the browser test is skipped
 
 Screenshots of every page of a running app::
 
-    .venv/bin/python -m tests.app.browser http://localhost:8501 docs/screenshots --user 1
+    .venv/bin/python -m tests.app.browser http://localhost:8501 docs/screenshots --user 1 --click
 """
 
 from __future__ import annotations
@@ -92,13 +92,30 @@ def full_page_screenshot(driver: Any, path: Path, width: int = 1400) -> Path:
         "const m = document.querySelector('[data-testid=\"stMain\"]') || document.body;"
         "return Math.max(m.scrollHeight, document.body.scrollHeight);")
     driver.set_window_size(width, min(max(int(height) + 80, 800), 4000))
-    time.sleep(0.5)
+    time.sleep(1.5)  # charts re-layout after the resize
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     return path
 
 
-def capture_pages(base_url: str, out_dir: Path, user: int | None = None, settle_s: float = 4.0) -> list[Path]:
+def click_first(driver: Any, kind: str = "student", timeout_s: float = 60.0) -> str:
+    """Click ▶ on the first recommendation of ``kind``; the text of the consumer's answer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait_css(driver, f".st-key-click-{kind}-1 button", timeout_s)
+    wait_idle(driver)
+    driver.find_element(By.CSS_SELECTOR, f".st-key-click-{kind}-1 button").click()
+    outcome = wait_css(driver, ".st-key-click-outcome", timeout_s)
+    WebDriverWait(driver, timeout_s, 0.2).until(lambda d: "The consumer wrote" in outcome.text
+                                                or "no consumer wrote" in outcome.text)
+    wait_idle(driver)
+    return outcome.text
+
+
+def capture_pages(base_url: str, out_dir: Path, user: int | None = None, click: bool = False,
+                  settle_s: float = 4.0) -> list[Path]:
+    """A full-page PNG of every page (``click``: after clicking the first student recommendation)."""
     driver = chromium()
     saved = []
     try:
@@ -108,6 +125,8 @@ def capture_pages(base_url: str, out_dir: Path, user: int | None = None, settle_
             driver.get(f"{base_url.rstrip('/')}/{path}{query}")
             wait_css(driver, '[data-testid="stMain"] h1', 120)
             wait_idle(driver)
+            if click and name == "recommend":
+                click_first(driver)
             time.sleep(settle_s)  # charts and fragments draw
             saved.append(full_page_screenshot(driver, out_dir / f"{name}.png"))
     finally:
@@ -120,6 +139,7 @@ if __name__ == "__main__":
     parser.add_argument("url")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--user", type=int)
+    parser.add_argument("--click", action="store_true", help="Click the first student recommendation first.")
     args = parser.parse_args()
-    for saved in capture_pages(args.url, args.out_dir, args.user):
+    for saved in capture_pages(args.url, args.out_dir, args.user, args.click):
         print(saved)

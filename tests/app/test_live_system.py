@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -81,9 +80,6 @@ def test_a_browser_click_changes_the_users_recommendations(live: LiveDemo) -> No
     reason = browser.unavailable()
     if reason:
         pytest.skip(reason)
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     driver = browser.chromium()
     try:
         driver.get(f"{live.url}/?user=12")
@@ -92,14 +88,10 @@ def test_a_browser_click_changes_the_users_recommendations(live: LiveDemo) -> No
         before = browser.rows(driver, "student")
         assert len(before) == 10
         clicked = before[0].split(". ", 1)[1].rsplit(" — ", 1)[0]
-        driver.find_element(By.CSS_SELECTOR, ".st-key-click-student-1 button").click()
-        outcome = browser.wait_css(driver, ".st-key-click-outcome", 60)
-        WebDriverWait(driver, 60, 0.2).until(lambda d: "The consumer wrote" in outcome.text or
-                                             "no consumer wrote" in outcome.text)
-        assert "The consumer wrote new recommendations for user 12" in outcome.text
-        browser.wait_idle(driver)
+        outcome = browser.click_first(driver, "student")
+        assert "The consumer wrote new recommendations for user 12" in outcome
         after = browser.rows(driver, "student")
-        consumer_list = outcome.text.split("\n")[1:]
+        consumer_list = outcome.split("\n")[1:]
         assert len(after) == 10 and after != before
         assert clicked not in " ".join(after) and clicked not in " ".join(consumer_list)
         ARTIFACTS.mkdir(exist_ok=True)
