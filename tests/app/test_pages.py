@@ -1,15 +1,22 @@
-"""Every page rendered by Streamlit's AppTest on a tiny trained world, and the clear messages
-of an empty database, a missing database, no active model and a broker that is down."""
+"""Every page rendered by Streamlit's AppTest on a tiny trained world, the clear messages of an
+empty database, a missing database, no active model and a broker that is down, and the swap to
+a newly promoted model."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
+from core.models.student import Student
+from core.settings import ServeConfig, StudentConfig
+from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import upgrade
+from store.versions import new_artifact_folder, publish
 from tests.app.conftest import APP, point_at
 from tests.app.world import World, build_world, empty_world
 
@@ -106,3 +113,30 @@ def test_no_active_model_gives_a_clear_message(page: str, world_without_models: 
         assert "no model versions yet" in texts(at)
     else:  # the live page does not need a model
         assert [h.value for h in at.subheader][0] == "Consumer lag"
+
+
+def test_the_app_swaps_to_a_newly_promoted_student(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models are loaded once per process and reloaded when the registry names another active version."""
+    world = build_world(tmp_path / "swap", models=False)
+    point_at(monkeypatch, world)
+    engine = create_engine_for(world.database_url)
+    sessions = make_sessionmaker(engine)
+
+    def publish_student(seed: int) -> int:
+        torch.manual_seed(seed)
+        model = Student(StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=12), num_items=40)
+        with sessions.begin() as session:
+            folder = new_artifact_folder(world.artifact_dir, "student", f"s{seed}")
+            return publish(session, model, folder, metrics={}, config={}, serve=ServeConfig(), promote=True).id
+
+    try:
+        first = publish_student(1)
+        at = run_page("pages/recommend.py")
+        assert not at.exception and f"Student v{first}" in [h.value for h in at.subheader]
+        assert "No active teacher." in texts(at)
+        second = publish_student(2)
+        time.sleep(2.1)  # the registry is asked at most every 2 s
+        at.run()
+        assert not at.exception and f"Student v{second}" in [h.value for h in at.subheader]
+    finally:
+        engine.dispose()
