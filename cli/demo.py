@@ -105,7 +105,6 @@ def demo(
     with_traffic: bool = typer.Option(True, "--traffic/--no-traffic", help="Publish live click traffic."),
     with_scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Start the scheduled jobs."),
     log_dir: Path = typer.Option(Path("var/logs"), help="Where the children write their logs."),
-    run_for: float = typer.Option(None, hidden=True, help="Stop after this many seconds (tests)."),
 ) -> None:
     """The main job: dataset into SQL, models (trained when missing), baseline table, then the live system."""
     started = time.monotonic()
@@ -130,6 +129,6 @@ def demo(
         return
     options = ServeOptions(dataset=source, port=port, address=address, app=with_app, scheduler=with_scheduler,
                            traffic=with_traffic, rate=rate, log_dir=log_dir)
-    status = serve(config, options, typer.echo, started, run_for)
+    status = serve(config, options, typer.echo, started)
     if status:
         raise typer.Exit(status)

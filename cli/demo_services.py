@@ -127,9 +127,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def serve(config: Settings, options: ServeOptions, echo: Echo, started: float,
-          run_for_s: float | None = None) -> int:
-    """Run the live system until Ctrl-C / SIGTERM (or ``run_for_s``); returns an exit status."""
+def serve(config: Settings, options: ServeOptions, echo: Echo, started: float) -> int:
+    """Run the live system until Ctrl-C / SIGTERM; returns an exit status."""
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     # Ctrl-C must work even when started from a script in the background, where the shell
     # hands SIGINT over ignored (and Python then installs no KeyboardInterrupt handler).
@@ -147,8 +146,7 @@ def serve(config: Settings, options: ServeOptions, echo: Echo, started: float,
                 raise ServiceError(f"the app did not answer on {url} within {options.app_timeout_s:.0f} s:\n"
                                    f"{app_child.tail()}")
             echo(f"\nkdrec is live at {url}  (served {time.monotonic() - started:.1f} s after start; Ctrl-C to stop)")
-        deadline = None if run_for_s is None else time.monotonic() + run_for_s
-        while deadline is None or time.monotonic() < deadline:
+        while True:
             if broker is not None and not broker.running:
                 raise ServiceError(f"the embedded broker stopped:\n{broker.log_tail()}")
             for child in supervisor.exited():
