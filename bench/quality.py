@@ -27,6 +27,8 @@ import torch
 
 from bench import quality_report as report
 from bench.quality_profiles import PROFILES, Profile
+from bench.quality_parallel import run_parallel, setup
+from bench.quality_studies import Studies
 from bench.quality_timing import serving_speeds
 from core.data.catalog import load_dataset
 from core.data.dataset import Dataset
@@ -43,7 +45,7 @@ log = logging.getLogger("bench.quality")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-class Bench:
+class Bench(Studies):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         profile = PROFILES[args.profile]
@@ -222,120 +224,6 @@ class Bench:
                                                "cache_seconds": cache_seconds})
         print("\n".join(md[:9]))
 
-    # --- selection studies -------------------------------------------------------------------
-    def study(self, which: str) -> None:
-        path = self.out.parent / f"{self.out.name}-selection.json"
-        previous = json.loads(path.read_text()) if path.is_file() else {}
-        payload: dict[str, Any] = previous if previous.get("profile") == self.profile.name else {"profile": self.profile.name}
-        if which in ("objective", "all"):
-            payload["objective"] = self.objective_study()
-        if which in ("kd", "all"):
-            payload["kd"] = self.kd_study()
-        lines = [f"# Selection on {self.data.name} (profile {self.profile.name}), by validation NDCG@10", ""]
-        for part in ("objective", "kd"):
-            if part in payload:
-                lines += [f"## {part}", "", payload[part]["text"], ""]
-        payload["summary"] = "\n".join(lines[2:])
-        report.write(path.with_suffix(""), "\n".join(lines), payload)
-        print("\n".join(lines))
-
-    def study_teacher(self, objective: str) -> tuple[SequenceModel, dict[str, Any]]:
-        p = self.profile
-        config = p.study_teacher.model_copy(update={"objective": objective})
-        return self.teacher(config, p.study_teacher_train, f"study teacher {objective}")
-
-    def objective_study(self) -> dict[str, Any]:
-        p, runs = self.profile, {}
-        objectives = ("causal", "cloze")
-        if self.args.parallel > 1:
-            run_parallel(self.args, [("study_teacher", objective) for objective in objectives])
-        for objective in objectives:
-            _, meta = self.study_teacher(objective)
-            runs[objective] = {"valid_ndcg10": meta["valid"].get("NDCG@10", 0.0), "history": meta["history"]}
-        ranked = sorted(runs, key=lambda k: -runs[k]["valid_ndcg10"])
-        best, other = runs[ranked[0]]["valid_ndcg10"], runs[ranked[1]]["valid_ndcg10"]
-        t = p.study_teacher
-        text = (f"Teacher objective, MiniLM truncated to {t.num_layers} layers, input {t.max_len}, "
-                f"{p.study_teacher_train.max_minutes or 'no'} min budget each, valid users: "
-                f"{p.teacher_valid_users or 'all'}:\n\n| objective | valid NDCG@10 | epochs |\n|---|---|---|\n" +
-                "\n".join(f"| {k} | {runs[k]['valid_ndcg10']:.4f} | {len(runs[k]['history']['epochs'])} |"
-                          for k in ranked) +
-                f"\n\nWinner: **{ranked[0]}** by {best - other:+.4f} ({(best / other - 1) * 100 if other else 0:+.1f}%).")
-        return {"runs": runs, "winner": ranked[0], "margin": best - other, "text": text}
-
-    def study_student(self, alpha: float | None = None, temperature: float = 1.0,
-                      hidden_weight: float = 0.0) -> tuple[SequenceModel, dict[str, Any]]:
-        """A study student at the study budget: alone (alpha None) or distilled with these settings."""
-        p, train = self.profile, self.profile.study_student_train
-        if alpha is None:
-            return self.trained("study student", {"student": p.student.model_dump(), "train": train.model_dump()},
-                                lambda: train_student(self.folds, p.student, self._train(train),
-                                                      budget_clock=self.args.budget_clock))
-        teacher, t_meta = self.teacher(p.teacher, p.teacher_train, "teacher")
-        distill = p.distill.model_copy(update={"alpha": alpha, "temperature": temperature,
-                                               "hidden_weight": hidden_weight})
-        cache, _ = self.cache(teacher, t_meta["folder"], keep_hidden=hidden_weight > 0)
-        hidden = teacher.item_embeddings().shape[1]
-        return self.trained("study student KD", {"student": p.student.model_dump(), "train": train.model_dump(),
-                                                 "distill": distill.model_dump(), "teacher": t_meta["folder"]},
-                            lambda: distill_student(self.folds, p.student, self._train(train), distill, cache,
-                                                    teacher_hidden=hidden, budget_clock=self.args.budget_clock))
-
-    def kd_study(self) -> dict[str, Any]:
-        p = self.profile
-        train = p.study_student_train
-        teacher, t_meta = self.teacher(p.teacher, p.teacher_train, "teacher")  # train it first when missing
-        self.cache(teacher, t_meta["folder"])
-        if any(hw > 0 for _, _, hw in p.kd_grid):
-            self.cache(teacher, t_meta["folder"], keep_hidden=True)
-        if self.args.parallel > 1:
-            run_parallel(self.args, [("study_student",), *(("study_student", *point) for point in p.kd_grid)])
-        _, base = self.study_student()
-        no_kd = base["valid"].get("NDCG@10", 0.0)
-        runs = []
-        for alpha, temperature, hidden_weight in p.kd_grid:
-            _, meta = self.study_student(alpha, temperature, hidden_weight)
-            runs.append({"alpha": alpha, "temperature": temperature, "hidden_weight": hidden_weight,
-                         "valid_ndcg10": meta["valid"].get("NDCG@10", 0.0),
-                         "epochs": len(meta["history"]["epochs"])})
-        ranked = sorted(runs, key=lambda r: -r["valid_ndcg10"])
-        win = ranked[0]
-        text = (f"KD alpha / T (student {p.student.num_layers} x {p.student.hidden}, "
-                f"{train.max_minutes or 'no'} min budget each, teacher = the profile's teacher, valid all users):\n\n"
-                "| alpha | T | hidden weight | valid NDCG@10 | epochs |\n|---|---|---|---|---|\n" +
-                "\n".join(f"| {r['alpha']} | {r['temperature']} | {r['hidden_weight']} | {r['valid_ndcg10']:.4f} "
-                          f"| {r['epochs']} |" for r in ranked) +
-                f"\n| no KD | - | - | {no_kd:.4f} | {len(base['history']['epochs'])} |\n\n"
-                f"Winner: **alpha {win['alpha']}, T {win['temperature']}, hidden {win['hidden_weight']}**, "
-                f"{win['valid_ndcg10'] - ranked[1]['valid_ndcg10']:+.4f} over the runner-up, "
-                f"{(win['valid_ndcg10'] / no_kd - 1) * 100 if no_kd else 0:+.1f}% over no KD at the same budget.")
-        return {"runs": runs, "no_kd": no_kd, "winner": win, "text": text}
-
-
-def _part(args: argparse.Namespace, part: str, *params: object) -> None:
-    _setup(args)
-    getattr(Bench(args), part)(*params)
-
-
-def run_parallel(args: argparse.Namespace, parts: list[str | tuple[Any, ...]]) -> None:
-    """Run ``Bench`` methods (name, *params) in separate processes; their artifacts are then
-    found and reused by the caller."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=min(args.parallel, len(parts)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        calls = [part if isinstance(part, tuple) else (part,) for part in parts]
-        for future in [pool.submit(_part, args, *call) for call in calls]:
-            future.result()
-
-
-def _setup(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    torch.set_num_threads(args.threads)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -355,7 +243,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2,
                         help="processes for independent parts (both teachers; plain student + teacher scores)")
     args = parser.parse_args()
-    _setup(args)
+    setup(args)
     bench = Bench(args)
     if args.study != "none":
         bench.study(args.study)
