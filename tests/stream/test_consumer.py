@@ -12,8 +12,6 @@ from sqlalchemy import select
 
 from core.settings import KafkaSettings
 from store import registry
-from store.active import ActiveModel
-from store.engine import create_engine_for, make_sessionmaker
 from store.models import Recommendation
 from store.recommendations import latest_recommendations
 from store.sequences import get_sequence
