@@ -78,38 +78,6 @@ def test_refits_promote_and_the_stream_consumer_swaps_versions_without_losing_ev
     assert not Path(old_student.artifact_path).exists() and Path(teacher.artifact_path).exists()
 
 
-@pytest.mark.parametrize("db_backend", ["sqlite"])
-def test_a_degraded_candidate_is_rejected_and_a_dead_runs_lease_is_taken_over(
-        store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path) -> None:
-    sessions = make_sessionmaker(store_engine)
-    first = refit(tiny_settings(database_url, tmp_path / "artifacts"), store_engine, text_cache)
-    assert first.decision == "promoted"
-    # A run whose process died: its lease expired, its record still says running.
-    with sessions.begin() as session:
-        assert lease.try_acquire(session, "refit", "gone:1:dead", ttl_seconds=0.05)
-        dead = job_runs.start(session, "refit", "gone:1:dead").id
-    time.sleep(0.1)
-    degraded = refit(tiny_settings(database_url, tmp_path / "artifacts", student_epochs=0), store_engine, text_cache)
-    assert (degraded.status, degraded.decision) == ("succeeded", "rejected")
-    assert "worse than the active student" in degraded.reason
-    candidate, active = degraded.metrics["candidate"]["NDCG@10"], degraded.metrics["active"]["NDCG@10"]
-    assert candidate < active - 0.005
-    with sessions() as session:
-        student = registry.get_version(session, degraded.versions["candidate_student"])
-        teacher = registry.get_version(session, degraded.versions["candidate_teacher"])
-        assert (student.status, student.note) == ("rejected", degraded.reason)
-        assert teacher.status == "rejected" and degraded.reason in teacher.note
-        assert registry.get_active(session, "student").id == first.versions["candidate_student"]
-        assert registry.get_active(session, "teacher").id == first.versions["candidate_teacher"]
-        run = job_runs.get_run(session, degraded.run_id)
-        assert (run.status, run.decision, run.reason) == ("succeeded", "rejected", degraded.reason)
-        assert run.metrics["candidate"]["NDCG@10"] == candidate and run.metrics["active"]["NDCG@10"] == active
-        assert run.active_student_id == first.versions["candidate_student"] and run.finished_at is not None
-        abandoned = job_runs.get_run(session, dead)
-        assert (abandoned.status, abandoned.decision) == ("failed", "failed") and "abandoned" in abandoned.reason
-        assert lease.current(session, "refit") is None
-
-
 def test_two_pipelines_started_together_run_once(store_engine: Engine, database_url: str, tmp_path: Path,
                                                  text_cache: Path) -> None:
     settings = tiny_settings(database_url, tmp_path / "artifacts")
@@ -142,14 +110,21 @@ def test_two_pipelines_started_together_run_once(store_engine: Engine, database_
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
-def test_a_run_failing_mid_way_changes_nothing_and_the_scheduler_runs_again(
+def test_under_the_scheduler_a_failed_run_changes_nothing_and_a_degraded_candidate_is_rejected(
         store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path) -> None:
+    """Run 1 takes over a dead run's expired lease and promotes; run 2 fails mid-way (injected); run 3,
+    at the next interval, distils for zero steps and is rejected by the gate."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from jobs.scheduler import build_scheduler
 
-    settings = tiny_settings(database_url, tmp_path / "artifacts", tolerance=1.0, interval_minutes=0.01)
+    settings = tiny_settings(database_url, tmp_path / "artifacts", interval_minutes=0.01)
+    degraded = tiny_settings(database_url, tmp_path / "artifacts", student_epochs=0)
     sessions = make_sessionmaker(store_engine)
+    with sessions.begin() as session:  # a run whose process died: lease expired, record still "running"
+        assert lease.try_acquire(session, "refit", "gone:1:dead", ttl_seconds=0.05)
+        dead = job_runs.start(session, "refit", "gone:1:dead").id
+    time.sleep(0.1)
     outcomes, active_after = [], []
 
     def fail_second_run(stage: str) -> None:
@@ -157,7 +132,8 @@ def test_a_run_failing_mid_way_changes_nothing_and_the_scheduler_runs_again(
             raise RuntimeError("injected failure")
 
     def job() -> None:
-        outcomes.append(refit(settings, store_engine, text_cache, on_stage=fail_second_run))
+        config = degraded if len(outcomes) == 2 else settings
+        outcomes.append(refit(config, store_engine, text_cache, on_stage=fail_second_run))
         with sessions() as session:
             active_after.append(registry.get_active(session, "student").id)
 
@@ -169,18 +145,30 @@ def test_a_run_failing_mid_way_changes_nothing_and_the_scheduler_runs_again(
             time.sleep(0.1)
     finally:
         scheduler.shutdown(wait=True)
-    first, failed, third = outcomes[:3]
-    assert (first.decision, failed.status, failed.decision, third.decision) == ("promoted", "failed", "failed",
-                                                                                 "promoted")
-    assert failed.reason == "evaluate: RuntimeError: injected failure"
+    first, failed, rejected = outcomes[:3]
     v1 = first.versions["candidate_student"]
-    assert active_after[:2] == [v1, v1]  # the failed run left the active version alone
+    assert (first.decision, failed.status, failed.decision) == ("promoted", "failed", "failed")
+    assert failed.reason == "evaluate: RuntimeError: injected failure"
+    assert (rejected.status, rejected.decision) == ("succeeded", "rejected")
+    assert "worse than the active student" in rejected.reason
+    candidate, active = rejected.metrics["candidate"]["NDCG@10"], rejected.metrics["active"]["NDCG@10"]
+    assert candidate < active - settings.jobs.tolerance
+    assert active_after[:3] == [v1, v1, v1]  # neither the failed nor the rejected run changed what is served
     with sessions() as session:
+        abandoned = job_runs.get_run(session, dead)
+        assert (abandoned.status, abandoned.decision) == ("failed", "failed") and "abandoned" in abandoned.reason
         run = job_runs.get_run(session, failed.run_id)
         assert (run.status, run.decision, run.stage, run.reason) == ("failed", "failed", "evaluate", failed.reason)
         assert run.finished_at is not None and run.active_student_id == v1
         for key in ("candidate_student", "candidate_teacher"):  # published before the failure, never served
             version = registry.get_version(session, failed.versions[key])
             assert version.status == "rejected" and version.activated_at is None and "failed" in version.note
-        assert registry.get_active(session, "student").id == third.versions["candidate_student"]
+        run = job_runs.get_run(session, rejected.run_id)
+        assert (run.status, run.decision, run.reason) == ("succeeded", "rejected", rejected.reason)
+        assert run.metrics["candidate"]["NDCG@10"] == candidate and run.metrics["active"]["NDCG@10"] == active
+        student = registry.get_version(session, rejected.versions["candidate_student"])
+        teacher = registry.get_version(session, rejected.versions["candidate_teacher"])
+        assert (student.status, student.note) == ("rejected", rejected.reason)
+        assert teacher.status == "rejected" and rejected.reason in teacher.note
+        assert registry.get_active(session, "teacher").id == first.versions["candidate_teacher"]
         assert lease.current(session, "refit") is None
