@@ -61,7 +61,8 @@ class Bench(Studies):
         self.artifacts = (smoke if args.users else Path(settings.artifact_dir)) / "bench" / Path(args.dataset).name
         self.text_cache = Path(settings.artifact_dir) / "text-encodings"
         stem = f"quality-{Path(args.dataset).name.replace('-', '')}"
-        self.out = (RESULTS / stem) if not args.users else smoke / stem
+        self.out = Path(args.out) if args.out else (RESULTS / stem) if not args.users else smoke / stem
+        self._selection = self._read_selection()  # read once: a study finishing meanwhile changes nothing
         self.started = time.perf_counter()
         self.served: dict[str, SequenceModel] = {}
         # Artifacts there before this run are "reused"; ones its worker processes train are not.
@@ -167,12 +168,16 @@ class Bench(Studies):
         return row
 
     # --- the table -------------------------------------------------------------------------
-    def selection(self) -> dict[str, Any]:
+    def _read_selection(self) -> dict[str, Any]:
         path = self.out.parent / f"{self.out.name}-selection.json"
         if not path.is_file():
             return {}
         payload = json.loads(path.read_text())
         return payload if payload.get("profile") == self.profile.name else {}
+
+    def selection(self) -> dict[str, Any]:
+        """The selection study's results for this profile, as they were when the run started."""
+        return self._selection
 
     def main_table(self) -> None:
         p = self.profile
@@ -240,6 +245,8 @@ def main() -> None:
     parser.add_argument("--budget-clock", choices=("wall", "process"), default="process",
                         help="time budgets count wall-clock or this process's CPU time (default: the "
                              "same compute however busy the machine is)")
+    parser.add_argument("--out", default=None,
+                        help="results path without suffix (default bench/results/quality-<dataset>)")
     parser.add_argument("--parallel", type=int, default=2,
                         help="processes for independent parts (both teachers; plain student + teacher scores)")
     args = parser.parse_args()
