@@ -29,12 +29,12 @@ from store.engine import create_engine_for, make_sessionmaker
 from store.load import load_dataset
 from tests.stream.conftest import kafka, kafka_broker  # noqa: F401 - the real broker for the consumer test
 
-USERS, RECENT, MIN_COUNT = 150, 40, 5
+USERS, RECENT, MIN_COUNT = 150, 40, 8
 
 
 @pytest.fixture(scope="session")
 def ml100k_slice() -> Dataset:
-    """The first 150 users' last 40 events, items seen at least 5 times (~380 items, ~3,900 events)."""
+    """The first 150 users' last 40 events, items seen at least 8 times (~210 items, ~2,900 events)."""
     try:
         data = open_dataset("ml-100k", load_settings().data_dirs)
     except DatasetNotFound as exc:
