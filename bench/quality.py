@@ -38,7 +38,7 @@ from core.models.artifacts import load_model, read_metrics, save_model
 from core.models.base import SequenceModel
 from core.models.popularity import Popularity
 from core.models.scorer import ModelScorer
-from core.settings import load_settings
+from core.settings import DistillConfig, load_settings
 from core.training.recipes import TrainResult, distill_student, teacher_cache, train_student, train_teacher
 
 log = logging.getLogger("bench.quality")
@@ -146,10 +146,12 @@ class Bench(Studies):
         teacher, meta = self.main_teacher()
         return self.cache(teacher, meta["folder"], keep_hidden=self.configs()[1].hidden_weight > 0)
 
-    def kd_student(self) -> tuple[SequenceModel, dict[str, Any]]:
-        p, (_, distill, _) = self.profile, self.configs()
+    def kd_student(self, distill: DistillConfig | None = None) -> tuple[SequenceModel, dict[str, Any]]:
+        """The distilled student (``distill``: the selected settings unless given)."""
+        p = self.profile
+        distill = distill or self.configs()[1]
         teacher, t_meta = self.main_teacher()
-        cache, _ = self.teacher_scores()
+        cache, _ = self.cache(teacher, t_meta["folder"], keep_hidden=distill.hidden_weight > 0)
         hidden = teacher.item_embeddings().shape[1]
         return self.trained("student KD", {"student": p.student.model_dump(), "distill": distill.model_dump(),
                                            "train": p.student_train.model_dump(), "teacher": t_meta["folder"]},

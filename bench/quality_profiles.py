@@ -24,7 +24,6 @@ class Profile:
     """The same for a cloze teacher, which needs one forward pass per position."""
     study_teacher: TeacherConfig
     study_teacher_train: TrainConfig
-    study_student_train: TrainConfig
     kd_grid: tuple[tuple[float, float, float], ...]
     """(alpha, temperature, hidden_weight) points of the KD study."""
 
@@ -38,8 +37,7 @@ class Profile:
             minutes = config.max_minutes * factor if config.max_minutes else None
             return config.model_copy(update={"max_minutes": minutes})
         return replace(self, teacher_train=s(self.teacher_train), student_train=s(self.student_train),
-                       study_teacher_train=s(self.study_teacher_train),
-                       study_student_train=s(self.study_student_train))
+                       study_teacher_train=s(self.study_teacher_train))
 
 
 def _train(**kw: object) -> TrainConfig:
@@ -72,7 +70,6 @@ CPU = Profile(
     kd_last_cloze=20,
     study_teacher=TeacherConfig(objective="causal", max_len=50, num_layers=2, dropout=0.1),
     study_teacher_train=_train(lr=5e-4, patience=3, max_minutes=8.0),
-    study_student_train=_train(lr=1e-3, patience=5, max_minutes=5.0),
     kd_grid=KD_GRID,
 )
 
@@ -92,7 +89,6 @@ FULL = Profile(
     kd_last_cloze=50,
     study_teacher=TeacherConfig(objective="causal", max_len=200, num_layers=6, dropout=0.1),
     study_teacher_train=_train(lr=5e-4, patience=5),
-    study_student_train=_train(lr=1e-3, patience=10),
     kd_grid=(*KD_GRID, (0.5, 2.0, 0.5)),
 )
 

@@ -9,7 +9,6 @@ from typing import Any
 from bench import quality_report as report
 from bench.quality_parallel import run_parallel
 from core.models.base import SequenceModel
-from core.training.recipes import distill_student, train_student
 
 
 class Studies:
@@ -48,7 +47,7 @@ class Studies:
         best, other = runs[ranked[0]]["valid_ndcg10"], runs[ranked[1]]["valid_ndcg10"]
         t = p.study_teacher
         text = (f"Teacher objective, MiniLM truncated to {t.num_layers} layers, input {t.max_len}, "
-                f"{p.study_teacher_train.max_minutes or 'no'} min budget each, valid users: "
+                f"{p.study_teacher_train.max_minutes or 'no'} CPU-min budget each, valid users: "
                 f"{p.teacher_valid_users or 'all'}:\n\n| objective | valid NDCG@10 | epochs |\n|---|---|---|\n" +
                 "\n".join(f"| {k} | {runs[k]['valid_ndcg10']:.4f} | {len(runs[k]['history']['epochs'])} |"
                           for k in ranked) +
@@ -57,26 +56,18 @@ class Studies:
 
     def study_student(self, alpha: float | None = None, temperature: float = 1.0,
                       hidden_weight: float = 0.0) -> tuple[SequenceModel, dict[str, Any]]:
-        """A study student at the study budget: alone (alpha None) or distilled with these settings."""
-        p, train = self.profile, self.profile.study_student_train
+        """A student of the table: alone (alpha None) or distilled with these settings. The study
+        uses the table's own budget and artifacts, so the winner *is* the table's KD student."""
         if alpha is None:
-            return self.trained("study student", {"student": p.student.model_dump(), "train": train.model_dump()},
-                                lambda: train_student(self.folds, p.student, self._train(train),
-                                                      budget_clock=self.args.budget_clock))
-        teacher, t_meta = self.teacher(p.teacher, p.teacher_train, "teacher")
-        distill = p.distill.model_copy(update={"alpha": alpha, "temperature": temperature,
-                                               "hidden_weight": hidden_weight})
-        cache, _ = self.cache(teacher, t_meta["folder"], keep_hidden=hidden_weight > 0)
-        hidden = teacher.item_embeddings().shape[1]
-        return self.trained("study student KD", {"student": p.student.model_dump(), "train": train.model_dump(),
-                                                 "distill": distill.model_dump(), "teacher": t_meta["folder"]},
-                            lambda: distill_student(self.folds, p.student, self._train(train), distill, cache,
-                                                    teacher_hidden=hidden, budget_clock=self.args.budget_clock))
+            return self.plain_student()
+        distill = self.profile.distill.model_copy(update={"alpha": alpha, "temperature": temperature,
+                                                          "hidden_weight": hidden_weight})
+        return self.kd_student(distill)
 
     def kd_study(self) -> dict[str, Any]:
         p = self.profile
-        train = p.study_student_train
-        teacher, t_meta = self.teacher(p.teacher, p.teacher_train, "teacher")  # train it first when missing
+        train = p.student_train
+        teacher, t_meta = self.main_teacher()  # trained first when missing
         self.cache(teacher, t_meta["folder"])
         if any(hw > 0 for _, _, hw in p.kd_grid):
             self.cache(teacher, t_meta["folder"], keep_hidden=True)
@@ -93,7 +84,8 @@ class Studies:
         ranked = sorted(runs, key=lambda r: -r["valid_ndcg10"])
         win = ranked[0]
         text = (f"KD alpha / T (student {p.student.num_layers} x {p.student.hidden}, "
-                f"{train.max_minutes or 'no'} min budget each, teacher = the profile's teacher, valid all users):\n\n"
+                f"{train.max_minutes or 'no'} CPU-min budget each as in the table, teacher = the table's teacher, "
+                f"valid all users):\n\n"
                 "| alpha | T | hidden weight | valid NDCG@10 | epochs |\n|---|---|---|---|---|\n" +
                 "\n".join(f"| {r['alpha']} | {r['temperature']} | {r['hidden_weight']} | {r['valid_ndcg10']:.4f} "
                           f"| {r['epochs']} |" for r in ranked) +
