@@ -90,3 +90,12 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(engine)
+
+
+# --- tiny datasets ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def fixtures_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the tiny datasets of ``tests/tiny_data.py``, one sub-folder per format."""
+    from tests.tiny_data import materialise
+
+    return materialise(tmp_path_factory.mktemp("fixtures"))

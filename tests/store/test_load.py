@@ -17,7 +17,6 @@ from store.load import dataset_from_store, event_id, load_dataset, table_counts
 from store.models import Event
 from store.sequences import get_sequence
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 LIMIT = 10
 
 
@@ -71,9 +70,10 @@ def test_stream_events_after_a_load_extend_the_loaded_sequences(sessions: sessio
     assert result.sequences[2] == [*data.sequences[2][-(LIMIT - 1):], 7]
 
 
-def test_cli_upgrade_load_stats(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_upgrade_load_stats(database_url: str, monkeypatch: pytest.MonkeyPatch,
+                                fixtures_dir: Path) -> None:
     monkeypatch.setenv("KDREC_DATABASE_URL", database_url)
-    monkeypatch.setenv("KDREC_DATA_DIRS", f'["{FIXTURES}"]')
+    monkeypatch.setenv("KDREC_DATA_DIRS", f'["{fixtures_dir}"]')
     runner = CliRunner()
     for args in (["upgrade"], ["load", "--dataset", "tiny-sas"],
                  ["load", "--dataset", "tiny-sas", "--chunk-size", "5"]):

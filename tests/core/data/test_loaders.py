@@ -9,12 +9,11 @@ import pytest
 from core.data.catalog import DatasetNotFound, load_dataset, load_folder
 from core.data.errors import DataFormatError
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
-def test_sasrec_folder_reads_items_and_sequences():
-    data = load_folder(FIXTURES / "tiny-sas", "tiny")
+def test_sasrec_folder_reads_items_and_sequences(fixtures_dir):
+    data = load_folder(fixtures_dir / "tiny-sas", "tiny")
     assert data.summary() == {"users": 3, "items": 5, "interactions": 12}
     assert data.sequences[3] == [5, 4, 3, 2, 1]
     assert data.items[4].title == "Princess Bride, The"
@@ -24,8 +23,8 @@ def test_sasrec_folder_reads_items_and_sequences():
     assert "Princess Bride, The (1987)" in data.items[4].text()
 
 
-def test_recbole_orders_by_timestamp_with_ties_in_file_order():
-    data = load_folder(FIXTURES / "tiny-recbole")
+def test_recbole_orders_by_timestamp_with_ties_in_file_order(fixtures_dir):
+    data = load_folder(fixtures_dir / "tiny-recbole")
     # item 40 is never used, so it is dropped; ids are dense in source-id order: 10->1, 20->2, 30->3
     assert data.num_items == 3
     assert [data.items[i].source_id for i in (1, 2, 3)] == ["10", "20", "30"]
@@ -35,8 +34,8 @@ def test_recbole_orders_by_timestamp_with_ties_in_file_order():
     assert data.sequences[2] == [2, 1, 3]
 
 
-def test_grouplens_ml1m_archive_format_is_latin1_and_time_ordered():
-    data = load_folder(FIXTURES / "tiny-grouplens-1m")
+def test_grouplens_ml1m_archive_format_is_latin1_and_time_ordered(fixtures_dir):
+    data = load_folder(fixtures_dir / "tiny-grouplens-1m")
     titles = {data.items[i].source_id: data.items[i] for i in data.items}
     assert titles["3408"].title == "Amélie"
     assert titles["3408"].year == 2001
@@ -45,8 +44,8 @@ def test_grouplens_ml1m_archive_format_is_latin1_and_time_ordered():
     assert seq_user1 == ["3408", "1193", "661"]
 
 
-def test_grouplens_ml100k_archive_format_reads_genre_flags():
-    data = load_folder(FIXTURES / "tiny-grouplens-100k")
+def test_grouplens_ml100k_archive_format_reads_genre_flags(fixtures_dir):
+    data = load_folder(fixtures_dir / "tiny-grouplens-100k")
     assert data.items[1].title == "Toy Story" and data.items[1].year == 1995
     assert data.items[1].genres == ("Animation", "Children's", "Comedy")
     assert data.items[2].genres == ("Action", "Adventure", "Thriller")
