@@ -36,7 +36,7 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor,
     target_scores = scores[rows, targets]
     target_scores = torch.where(torch.isnan(target_scores),
                                 torch.full_like(target_scores, -torch.inf), target_scores)
-    scores = torch.nan_to_num(scores, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
+    scores = torch.nan_to_num(scores, nan=-torch.inf)
     if seen is not None:
         scores.scatter_(1, seen.to(scores.device), -torch.inf)
     scores[:, 0] = -torch.inf

@@ -48,13 +48,6 @@ def test_nan_target_ranks_last():
     assert target_ranks(scores, torch.tensor([1])).tolist() == [2]
 
 
-def test_items_a_model_scores_minus_infinity_are_not_candidates():
-    # items 1 and 3 are unknown to the model (-inf); target item 1 ranks behind the one real
-    # candidate (item 2), and item 3 does not count as a candidate ranked ahead of it
-    scores = torch.tensor([[0.0, float("-inf"), 0.5, float("-inf")]])
-    assert target_ranks(scores, torch.tensor([1])).tolist() == [1]
-
-
 def test_metrics_by_hand():
     ranks = torch.tensor([0, 1, 4, 9, 10])
     m = metrics_from_ranks(ranks, ks=(1, 5, 10))
