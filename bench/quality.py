@@ -216,9 +216,10 @@ class Bench(Studies):
               f"kept, as other work shared the machine). This run took {elapsed / 60:.1f} min"
               f" (teacher scores for KD: {cache_seconds / 60:.1f} min, {len(cache.logits):,} positions).", "",
               report.table(ordered), "",
-              f"Teacher objective: **{teacher_config.objective}**, KD alpha **{distill.alpha}**, "
-              f"T **{distill.temperature}**, hidden alignment weight {distill.hidden_weight} "
-              f"({'picked by the selection study below' if picked else 'profile defaults: no selection study for this profile yet'}).",
+              f"Teacher objective: **{teacher_config.objective}** "
+              f"({'picked by the selection study' if picked.get('objective') else 'profile default'}); "
+              f"KD alpha **{distill.alpha}**, T **{distill.temperature}**, hidden alignment weight "
+              f"{distill.hidden_weight} ({'picked by the selection study' if picked.get('kd') else 'profile default'}).",
               "", "## Targets (reported, not asserted)", "", *report.targets(rows, p.name), "",
               "## Teacher learning curve (valid NDCG@10 per epoch)", "",
               report.curve(rows["teacher"].get("history") or {}), "",
