@@ -31,12 +31,10 @@ def broker() -> None:
             topics = ", ".join(f"{name} ({count})" for name, count in running.topics.items())
             typer.echo(f"broker listening on {running.bootstrap_servers}; topics: {topics}")
             typer.echo("Ctrl-C to stop")
-            try:
-                status = running.wait()
-            except KeyboardInterrupt:
-                typer.echo("stopping")
-                return
+            status = running.wait()
             tail = running.log_tail()
             raise fail(f"broker exited unexpectedly (status {status})\n{tail}")
+    except KeyboardInterrupt:  # anywhere after start-up, not only inside wait(): the with-block stopped the broker
+        typer.echo("stopping")
     except BrokerError as exc:
         raise fail(str(exc)) from None
