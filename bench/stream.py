@@ -55,7 +55,7 @@ from store.load import load_dataset, upsert_items
 from store.migrate import upgrade
 from store.versions import publish
 from stream.broker import EmbeddedBroker, free_port
-from stream.consumer import ConsumerOptions
+from stream.consumer import EMBEDDED_FETCH_WAIT_MS, ConsumerOptions
 from stream.events import ClickEvent
 from stream.producer import ClickProducer
 from stream.replay import replay_events
@@ -163,9 +163,9 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
     parser.add_argument("--student", help="a trained student artifact folder (default: random init)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the consumer")
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=20,
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
                         help="the consumer's fetch wait (the embedded broker holds empty fetches this long; "
-                             "kdrec consume defaults to %d)" % ConsumerOptions.fetch_max_wait_ms)
+                             "default: kdrec consume's, %d ms on the embedded broker)" % EMBEDDED_FETCH_WAIT_MS)
     parser.add_argument("--max-in-flight", type=int, default=ConsumerOptions.max_in_flight,
                         help="batches whose sends may await acks (0: wait for them after every batch)")
     parser.add_argument("--seed", type=int, default=0)
@@ -193,7 +193,7 @@ def main() -> None:
                "python": platform.python_version(), "torch": torch.__version__, "torch_threads": args.threads}
     config = {"dataset": data.name, "users": data.num_users, "items": data.num_items, "events": args.events,
               "warm_events": args.warm_events, "max_in_flight": args.max_in_flight,
-              "fetch_max_wait_ms": args.fetch_max_wait_ms, "rate": args.rate,
+              "fetch_max_wait_ms": args.fetch_max_wait_ms or EMBEDDED_FETCH_WAIT_MS, "rate": args.rate,
               "latency_seconds": args.latency_seconds, "warmup_events": args.warmup, "student": described,
               "top_k": settings.serve.top_k, "index": settings.serve.index,
               "max_poll_records": settings.kafka.max_poll_records, "partitions": settings.kafka.partitions,

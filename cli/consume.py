@@ -24,9 +24,10 @@ def consume(
     model_check: float = typer.Option(2.0, min=0.1, help="Seconds between checks for a newly "
                                                           "promoted student."),
     poll_timeout_ms: int = typer.Option(500, min=1, help="Longest wait for records per poll."),
-    fetch_max_wait_ms: int = typer.Option(ConsumerOptions.fetch_max_wait_ms, min=1,
-                                          help="Longest time the broker may hold an empty fetch (lower: "
-                                               "less latency on the embedded broker, more idle requests)."),
+    fetch_max_wait_ms: int | None = typer.Option(None, min=1,
+                                                 help="Longest time the broker may hold an empty fetch (lower: "
+                                                      "less latency on the embedded broker, more idle requests). "
+                                                      "Default: 5 on the embedded broker, 500 elsewhere."),
     metrics_json: bool = typer.Option(False, "--metrics-json", help="Print the final counters "
                                                                      "and stage timings as JSON."),
 ) -> None:

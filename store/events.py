@@ -107,6 +107,11 @@ def _unique(events: Iterable[NewEvent]) -> tuple[list[NewEvent], int]:
     return batch, repeated
 
 
+def all_item_ids(session: Session) -> set[int]:
+    """Every id in the items table."""
+    return set(session.scalars(select(ITEMS.c.item_id)))
+
+
 def reject_unknown_items(session: Session, item_ids: set[int]) -> None:
     """Raise ``UnknownItemError`` unless every id is in the items table."""
     if not item_ids:

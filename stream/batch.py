@@ -21,7 +21,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.events import NewEvent, UnknownItemError, append_events, reject_unknown_items
+from store.events import NewEvent, UnknownItemError, all_item_ids, append_events, reject_unknown_items
 from store.models import Recommendation
 from store.recommendations import NewRecommendation, write_recommendations
 from store.versions import LoadedVersion
@@ -48,16 +48,22 @@ def now_ms() -> int:
 
 
 class Catalogue:
-    """Item ids known to be in the items table, learnt as events name them: ids not seen
-    before are looked up (one query per batch that has any), so items added to the catalogue
-    while the consumer runs are accepted at once, and memory grows only with the ids in use."""
+    """Item ids known to be in the items table: all of them, read once on first use (one query,
+    so a batch naming items for the first time costs no round trip), then ids added to the
+    catalogue while the consumer runs are looked up as events name them (one query per batch
+    that has any), so new items are accepted at once."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
         self.known: set[int] = set()
+        self._loaded = False
 
     def unknown(self, item_ids: Iterable[int]) -> set[int]:
         """The ids that are not in the items table."""
+        if not self._loaded:
+            with self.sessions() as session:
+                self.known |= all_item_ids(session)
+            self._loaded = True
         missing = {item for item in item_ids if item not in self.known}
         if not missing:
             return set()

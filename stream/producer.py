@@ -40,7 +40,7 @@ def now_ms() -> int:
 def producer_options(kafka: KafkaSettings, **overrides: object) -> dict[str, object]:
     """kafka-python producer options: connection/security from settings, then kdrec's defaults."""
     return {**kafka.client_options(), "client_id": "kdrec-producer", "acks": "all",
-            "enable_idempotence": True, "linger_ms": 5, **overrides}
+            "enable_idempotence": True, "linger_ms": kafka.linger_ms, **overrides}
 
 
 class ClickProducer:

@@ -73,6 +73,11 @@ class SequenceModel(nn.Module, ABC):
         if self.mask_token is not None:
             mask = torch.full_like(inputs[:, :1], self.mask_token)
             inputs = torch.cat([inputs, mask], dim=1)
+        return self.last_state(inputs)
+
+    def last_state(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``[B, L]`` -> the last position's state ``[B, D]`` (what ``encode`` returns; a model may
+        compute it more cheaply than all of ``hidden_states``, with the same result)."""
         return self.hidden_states(inputs)[:, -1]
 
     def score(self, sequences: torch.Tensor) -> torch.Tensor:

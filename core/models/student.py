@@ -30,12 +30,17 @@ class Block(nn.Module):
                                 nn.Linear(4 * hidden, hidden))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``[B, L, H]`` -> ``[B, L, H]``; with ``last_only`` just the last position's output
+        ``[B, 1, H]`` (keys and values still come from every position): serving reads only that
+        one, and skips the other queries' attention and feed-forward."""
         batch, length, hidden = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        if last_only:
+            q, allowed, x = q[:, :, -1:], allowed[:, :, -1:], x[:, -1:]
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
                                                   dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.drop(self.out(attended.transpose(1, 2).reshape(batch, length, hidden)))
+        x = x + self.drop(self.out(attended.transpose(1, 2).reshape(batch, q.shape[2], hidden)))
         return x + self.drop(self.ff(self.ff_norm(x)))
 
 
@@ -72,6 +77,13 @@ class Student(SequenceModel):
         for block in self.blocks:
             x = block(x, allowed)
         return self.final_norm(x)
+
+    def last_state(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = self.embed_drop(self.item_embedding(inputs) + self.position_embedding(positions(inputs)))
+        allowed = attention_allowed(inputs, causal=self.objective == "causal")
+        for i, block in enumerate(self.blocks):
+            x = block(x, allowed, last_only=i == len(self.blocks) - 1)
+        return self.final_norm(x)[:, -1]
 
     def token_embeddings(self) -> torch.Tensor:
         return self.item_embedding.weight

@@ -34,6 +34,14 @@ class TestContract:
         assert scores.shape == (3, ITEMS + 1)
         torch.testing.assert_close(scores, encoded @ items.T)
 
+    def test_encode_is_the_last_hidden_state(self, model: SequenceModel) -> None:
+        """``last_state`` (which a model may compute more cheaply) equals the full pass's last row."""
+        model.eval()
+        inputs = model.prepare([[*history, 1] for history in HISTORIES])  # slot for a cloze mask token
+        if model.mask_token is not None:
+            inputs[:, -1] = model.mask_token
+        torch.testing.assert_close(model.last_state(inputs), model.hidden_states(inputs)[:, -1], atol=ATOL, rtol=0)
+
     def test_loss_is_finite_and_trains_the_items(self, model: SequenceModel) -> None:
         model.train()
         x = model.prepare([seq[:MAX_LEN] for seq in tiny_sequences(4).values()])
