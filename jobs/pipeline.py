@@ -150,9 +150,9 @@ class _Run:
         self._enter("index")
         candidates = stages.Candidates(teacher, student_result.model, teacher_result, student_result, how)
         label = f"run{self.run_id}-{self.held.holder.rsplit(':', 1)[-1]}"
+        staged = stages.stage_candidates(candidates, settings, label, self.run_id)
         with self.p.sessions.begin() as session:
-            teacher_version, student_version = stages.publish_candidates(session, candidates, settings, label,
-                                                                         self.run_id)
+            teacher_version, student_version = stages.publish_candidates(session, staged, settings)
             self.versions["candidate_teacher"], self.versions["candidate_student"] = teacher_version.id, student_version.id
         loaded = stages.load_candidate(student_version, settings, snapshot)
         self._enter("evaluate")

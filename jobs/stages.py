@@ -3,7 +3,8 @@
 ``load`` reads every stored sequence (streamed events included) and holds out each user's most
 recent event; ``refit_teacher`` warm-starts from the active teacher over today's catalogue;
 ``distil`` scores the student's windows with the teacher once and trains a fresh student;
-``publish_candidates`` saves both (the student with its FAISS index) as registry candidates;
+``stage_candidates`` writes both models' files, then ``publish_candidates`` registers them as
+candidates (the student with its FAISS index);
 ``evaluate`` scores candidate and active versions on the same holdout.
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.data.dataset import Dataset
 from core.data.split import LeaveOneOut, leave_one_out
 from core.distill.cache import TeacherCache
-from core.models.artifacts import load_model
+from core.models.artifacts import load_model, save_model
 from core.models.base import SequenceModel
 from core.settings import Settings, TrainConfig
 from core.training.recipes import TrainResult, distill_student, teacher_cache
@@ -124,21 +125,44 @@ def _summary(result: TrainResult) -> dict[str, Any]:
             "epochs": len(result.history.epochs), "best_epoch": result.history.best_epoch}
 
 
-def publish_candidates(session: Session, candidates: Candidates, settings: Settings, label: str,
-                       run_id: int) -> tuple[ModelVersion, ModelVersion]:
-    """Save both models (and the student's FAISS index) and register them as candidates."""
+@dataclass(frozen=True)
+class Staged:
+    """A candidate's model files, written before the registry transaction."""
+
+    model: SequenceModel
+    folder: Path
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+
+
+def stage_candidates(candidates: Candidates, settings: Settings, label: str, run_id: int) -> tuple[Staged, Staged]:
+    """Write both models' files, outside any transaction (a teacher is ~100 MB: no database
+    lock is held meanwhile)."""
     root = Path(settings.artifact_dir)
     teacher_train, student_train = train_configs(settings)
-    teacher_version = publish(session, candidates.teacher, new_artifact_folder(root, "teacher", label),
-                              metrics=_summary(candidates.teacher_result),
-                              config={"job_run": run_id, "teacher": candidates.teacher.spec()["config"],
-                                      "train": teacher_train.model_dump(), "start": candidates.teacher_start},
-                              serve=settings.serve)
-    student_version = publish(session, candidates.student, new_artifact_folder(root, "student", label),
-                              metrics=_summary(candidates.student_result),
-                              config={"job_run": run_id, "student": settings.student.model_dump(),
-                                      "train": student_train.model_dump(), "distill": settings.distill.model_dump()},
-                              serve=settings.serve, parent_id=teacher_version.id)
+    staged = (
+        Staged(candidates.teacher, new_artifact_folder(root, "teacher", label).resolve(),
+               _summary(candidates.teacher_result),
+               {"job_run": run_id, "teacher": candidates.teacher.spec()["config"],
+                "train": teacher_train.model_dump(), "start": candidates.teacher_start}),
+        Staged(candidates.student, new_artifact_folder(root, "student", label).resolve(),
+               _summary(candidates.student_result),
+               {"job_run": run_id, "student": settings.student.model_dump(),
+                "train": student_train.model_dump(), "distill": settings.distill.model_dump()}),
+    )
+    for candidate in staged:
+        save_model(candidate.model, candidate.folder, metrics=candidate.metrics, extra=candidate.config)
+    return staged
+
+
+def publish_candidates(session: Session, staged: tuple[Staged, Staged], settings: Settings
+                       ) -> tuple[ModelVersion, ModelVersion]:
+    """Register both staged models as candidates (the student with its FAISS index)."""
+    teacher, student = staged
+    teacher_version = publish(session, teacher.model, teacher.folder, metrics=teacher.metrics,
+                              config=teacher.config, serve=settings.serve, saved=True)
+    student_version = publish(session, student.model, student.folder, metrics=student.metrics,
+                              config=student.config, serve=settings.serve, parent_id=teacher_version.id, saved=True)
     return teacher_version, student_version
 
 

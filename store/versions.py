@@ -40,13 +40,17 @@ def new_artifact_folder(root: Path, kind: str, label: str) -> Path:
 
 def publish(session: Session, model: SequenceModel, folder: Path, *, metrics: dict[str, Any],
             config: dict[str, Any], serve: ServeConfig, parent_id: int | None = None,
-            promote: bool = False) -> ModelVersion:
+            promote: bool = False, saved: bool = False) -> ModelVersion:
     """Save ``model`` (and a student's index) into ``folder`` and register it as a version.
 
-    The version is a candidate unless ``promote``; the caller owns the transaction.
+    The version is a candidate unless ``promote``; the caller owns the transaction. With
+    ``saved`` the model files are already there (``save_model`` with the same metrics and
+    config, called before the transaction so that a large model's write holds no database
+    lock): only the small FAISS index, which is named after the version id, is written here.
     """
     folder = Path(folder).resolve()
-    save_model(model, folder, metrics=metrics, extra=config)
+    if not saved:
+        save_model(model, folder, metrics=metrics, extra=config)
     version = registry.register(session, model.kind, str(folder), config=config, metrics=metrics,
                                 parent_id=parent_id)
     if model.kind == "student":

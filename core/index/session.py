@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from core.index.item_index import ItemIndex, SearchResult, Strategy, as_float32
+from core.models.sequences import left_pad as pad_sequences
 
 DEFAULT_MAX_LEN = 200
 
@@ -32,14 +33,9 @@ Encoder = SessionEncoder | Callable[[torch.Tensor], torch.Tensor]
 
 
 def left_pad(histories: Sequence[Sequence[int]], max_len: int) -> torch.Tensor:
-    """Each history's last ``max_len`` items, left-padded with 0 into ``LongTensor[B, width]``."""
-    kept = [list(history)[-max_len:] if max_len > 0 else [] for history in histories]
-    width = max((len(row) for row in kept), default=0) or 1
-    out = torch.zeros((len(kept), width), dtype=torch.long)
-    for i, row in enumerate(kept):
-        if row:
-            out[i, width - len(row):] = torch.as_tensor(row, dtype=torch.long)
-    return out
+    """Each history's last ``max_len`` items, left-padded with 0 into ``LongTensor[B, width]``
+    (the models' own padding, ``core.models.sequences.left_pad``)."""
+    return pad_sequences(histories, max_len)
 
 
 class SessionRecommender:
