@@ -10,13 +10,14 @@ import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from core.settings import KafkaSettings
 from store.active import ActiveModel
 from store.engine import make_sessionmaker
 from store.models import CatalogItem
 from store.recommendations import latest_recommendations
 from stream.batch import Catalogue, apply_batch, decode_batch
 from stream.clients import Backoff
-from stream.consumer import is_transient_db_error
+from stream.consumer import EMBEDDED_FETCH_WAIT_MS, REMOTE_FETCH_WAIT_MS, ConsumerOptions, is_transient_db_error
 from stream.events import ClickEvent
 from stream.metrics import ConsumerMetrics, percentile
 from stream.recommendations import RecommendationMessage
@@ -101,3 +102,13 @@ def test_small_helpers() -> None:
     assert is_transient_db_error(OperationalError("SELECT 1", {}, Exception("connection refused")))
     assert not is_transient_db_error(IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not is_transient_db_error(ValueError("bug"))
+
+
+def test_fetch_wait_is_short_only_on_the_embedded_broker() -> None:
+    """The embedded broker holds an empty fetch for the whole wait (it adds to latency there);
+    any other broker answers when records arrive, so a long wait there only saves idle requests."""
+    local = KafkaSettings(bootstrap_servers="127.0.0.1:19092,localhost:19093")
+    assert ConsumerOptions().fetch_wait_for(local) == EMBEDDED_FETCH_WAIT_MS
+    assert ConsumerOptions().fetch_wait_for(local.model_copy(update={"embedded_broker": False})) == REMOTE_FETCH_WAIT_MS
+    assert ConsumerOptions().fetch_wait_for(KafkaSettings(bootstrap_servers="kafka:9092")) == REMOTE_FETCH_WAIT_MS
+    assert ConsumerOptions(fetch_max_wait_ms=42).fetch_wait_for(local) == 42
