@@ -55,7 +55,8 @@ from store.load import load_dataset, upsert_items
 from store.migrate import upgrade
 from store.versions import publish
 from stream.broker import EmbeddedBroker, free_port
-from stream.consumer import EMBEDDED_FETCH_WAIT_MS, ConsumerOptions
+from stream.consumer import ConsumerOptions
+from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS
 from stream.events import ClickEvent
 from stream.producer import ClickProducer
 from stream.replay import replay_events
@@ -165,7 +166,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the consumer")
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
                         help="the consumer's fetch wait (the embedded broker holds empty fetches this long; "
-                             "default: kdrec consume's, %d ms on the embedded broker)" % EMBEDDED_FETCH_WAIT_MS)
+                             "default: kdrec consume's, on the embedded broker %d ms while busy, %d ms when idle)"
+                             % (EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS))
     parser.add_argument("--max-in-flight", type=int, default=ConsumerOptions.max_in_flight,
                         help="batches whose sends may await acks (0: wait for them after every batch)")
     parser.add_argument("--seed", type=int, default=0)
@@ -193,7 +195,7 @@ def main() -> None:
                "python": platform.python_version(), "torch": torch.__version__, "torch_threads": args.threads}
     config = {"dataset": data.name, "users": data.num_users, "items": data.num_items, "events": args.events,
               "warm_events": args.warm_events, "max_in_flight": args.max_in_flight,
-              "fetch_max_wait_ms": args.fetch_max_wait_ms or EMBEDDED_FETCH_WAIT_MS, "rate": args.rate,
+              "fetch_max_wait_ms": args.fetch_max_wait_ms or f"{EMBEDDED_BUSY_MS} (adaptive, {EMBEDDED_IDLE_MS} when idle)", "rate": args.rate,
               "latency_seconds": args.latency_seconds, "warmup_events": args.warmup, "student": described,
               "top_k": settings.serve.top_k, "index": settings.serve.index,
               "max_poll_records": settings.kafka.max_poll_records, "partitions": settings.kafka.partitions,

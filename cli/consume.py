@@ -27,7 +27,7 @@ def consume(
     fetch_max_wait_ms: int | None = typer.Option(None, min=1,
                                                  help="Longest time the broker may hold an empty fetch (lower: "
                                                       "less latency on the embedded broker, more idle requests). "
-                                                      "Default: 5 on the embedded broker, 500 elsewhere."),
+                                                      "Default: 5 ms while busy, 100 ms when idle on the embedded broker; 500 elsewhere."),
     metrics_json: bool = typer.Option(False, "--metrics-json", help="Print the final counters "
                                                                      "and stage timings as JSON."),
 ) -> None:

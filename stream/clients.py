@@ -27,6 +27,7 @@ from kafka.structs import OffsetAndMetadata
 from core.settings import KafkaSettings
 from stream.dlq import DeadLetters, Source
 from stream.events import Rejection
+from stream.fetch_wait import FetchWait
 from stream.net import any_reachable
 from stream.producer import producer_options
 from stream.recommendations import RecommendationMessage
@@ -127,17 +128,19 @@ class Clients:
     """The consumer group member and the output producer (see the module docstring)."""
 
     def __init__(self, kafka: KafkaSettings, client_id: str, send_timeout_s: float = 30.0,
-                 fetch_max_wait_ms: int = 500) -> None:
+                 fetch_wait: FetchWait | None = None) -> None:
         self.kafka = kafka
         servers = kafka.bootstrap_servers
         if not any_reachable(servers):
             raise BrokerUnavailable(f"no broker accepts connections at {servers}")
         ensure_topics(kafka)  # idempotent; an in-memory broker loses its topics when it restarts
+        self.fetch_wait = fetch_wait or FetchWait(kafka)
         self.consumer = KafkaConsumer(
             kafka.events_topic, **kafka.client_options(), client_id=client_id, group_id=kafka.consumer_group,
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=kafka.max_poll_records,
             session_timeout_ms=kafka.session_timeout_ms, heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-            fetch_max_wait_ms=fetch_max_wait_ms)
+            fetch_max_wait_ms=self.fetch_wait.current_ms)
+        self.fetch_wait.attach(self.consumer)
         try:
             # Records wait (long linger) until the flusher thread flushes a whole consumer batch,
             # and record batches are large: the sender thread wakes up a few times per consumer
@@ -166,7 +169,9 @@ class Clients:
         return {tp.partition for tp in self.consumer.assignment()}
 
     def poll(self, timeout_ms: int) -> Polled:
-        return self.consumer.poll(timeout_ms=timeout_ms)
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        self.fetch_wait.observe(bool(polled))
+        return polled
 
     def publish(self, rejected: Sequence[tuple[object, Rejection]], messages: Sequence[RecommendationMessage],
                 offsets: Offsets, payload: object = None) -> InFlight:

@@ -60,9 +60,9 @@ from store.active import ActiveModel
 from store.versions import LoadedVersion
 from stream.batch import Applied, Catalogue, Decoded, apply_batch, decode_batch, now_ms
 from stream.clients import Backoff, BrokerUnavailable, Clients, InFlight, Polled, next_offsets
+from stream.fetch_wait import FetchWait
 from stream.metrics import ConsumerMetrics
 from stream.model_watch import ModelWatcher
-from stream.net import is_loopback, split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -82,30 +82,9 @@ class ConsumerOptions:
     max_in_flight: int = 3
     """Applied batches whose sends may await acknowledgement while the next ones are processed."""
     fetch_max_wait_ms: int | None = None
-    """How long the broker may hold a fetch that found no records (None: ``default_fetch_wait``).
-    Apache Kafka answers as soon as records arrive, so there this only sets how often an idle
-    consumer asks. The embedded broker holds a fetch for the whole wait even when records
-    arrive, so there it bounds delivery latency (measured at 500 events/s, delivery p50/p99:
-    120/263 ms at kafka-python's default 500, 12/28 ms at 10) at the price of idle requests."""
+    """How long the broker may hold a fetch that found no records; None: by broker kind,
+    adaptive on the embedded broker (``stream.fetch_wait``)."""
     client_id: str = "kdrec-consumer"
-
-    def fetch_wait_for(self, kafka: KafkaSettings) -> int:
-        return self.fetch_max_wait_ms if self.fetch_max_wait_ms is not None else default_fetch_wait(kafka)
-
-
-EMBEDDED_FETCH_WAIT_MS = 5
-REMOTE_FETCH_WAIT_MS = 500
-
-
-def default_fetch_wait(kafka: KafkaSettings) -> int:
-    """5 ms where the embedded broker serves (loopback bootstrap, ``embedded_broker`` on): it
-    holds every empty fetch for the whole wait, so the wait is added to delivery latency;
-    500 ms (kafka-python's default) for any other broker, which answers as soon as records
-    arrive, so a long wait costs no latency and keeps an idle consumer quiet."""
-    hosts = [split_host_port(server)[0] for server in kafka.bootstrap_servers.split(",") if server.strip()]
-    local = kafka.embedded_broker and all(is_loopback(host) for host in hosts)
-    return EMBEDDED_FETCH_WAIT_MS if local else REMOTE_FETCH_WAIT_MS
-
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -189,7 +168,7 @@ class StreamConsumer:
         """Fresh clients (topics ensured first); False, after a backoff, while the broker is away."""
         try:
             self._clients = Clients(self.kafka, self.options.client_id, self.options.send_timeout_s,
-                                   self.options.fetch_wait_for(self.kafka))
+                                   FetchWait(self.kafka, self.options.fetch_max_wait_ms))
         except (KafkaError, BrokerUnavailable, OSError) as exc:
             delay = self._broker_backoff.next()
             log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)

@@ -4,6 +4,7 @@ transaction per batch, idempotent re-application, and the small pure helpers."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from store.models import CatalogItem
 from store.recommendations import latest_recommendations
 from stream.batch import Catalogue, apply_batch, decode_batch
 from stream.clients import Backoff
-from stream.consumer import EMBEDDED_FETCH_WAIT_MS, REMOTE_FETCH_WAIT_MS, ConsumerOptions, is_transient_db_error
+from stream.consumer import is_transient_db_error
+from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS, REMOTE_MS, FetchWait, embedded
 from stream.events import ClickEvent
 from stream.metrics import ConsumerMetrics, percentile
 from stream.recommendations import RecommendationMessage
@@ -104,11 +106,42 @@ def test_small_helpers() -> None:
     assert not is_transient_db_error(ValueError("bug"))
 
 
-def test_fetch_wait_is_short_only_on_the_embedded_broker() -> None:
-    """The embedded broker holds an empty fetch for the whole wait (it adds to latency there);
-    any other broker answers when records arrive, so a long wait there only saves idle requests."""
+def test_fetch_wait_adapts_only_on_the_embedded_broker() -> None:
+    """The embedded broker holds an empty fetch for the whole wait (it adds to latency there):
+    short waits while records flow, longer once idle. Any other broker answers when records
+    arrive, so there the wait stays long and fixed."""
     local = KafkaSettings(bootstrap_servers="127.0.0.1:19092,localhost:19093")
-    assert ConsumerOptions().fetch_wait_for(local) == EMBEDDED_FETCH_WAIT_MS
-    assert ConsumerOptions().fetch_wait_for(local.model_copy(update={"embedded_broker": False})) == REMOTE_FETCH_WAIT_MS
-    assert ConsumerOptions().fetch_wait_for(KafkaSettings(bootstrap_servers="kafka:9092")) == REMOTE_FETCH_WAIT_MS
-    assert ConsumerOptions(fetch_max_wait_ms=42).fetch_wait_for(local) == 42
+    assert embedded(local) and not embedded(KafkaSettings(bootstrap_servers="kafka:9092"))
+    assert not embedded(local.model_copy(update={"embedded_broker": False}))
+    assert FetchWait(KafkaSettings(bootstrap_servers="kafka:9092")).current_ms == REMOTE_MS
+    assert FetchWait(local, 42).current_ms == 42 and not FetchWait(local, 42).adaptive
+
+    class FakeFetcher:  # where kafka-python keeps the live setting
+        config = {"fetch_max_wait_ms": EMBEDDED_BUSY_MS}
+
+    class FakeConsumer:
+        _fetcher = FakeFetcher()
+
+    wait = FetchWait(local, idle_after_s=1.0)
+    consumer = FakeConsumer()
+    wait.attach(consumer)
+    assert wait.observe(True, now=0.0) == EMBEDDED_BUSY_MS
+    assert wait.observe(False, now=0.5) == EMBEDDED_BUSY_MS
+    assert wait.observe(False, now=1.5) == EMBEDDED_IDLE_MS == consumer._fetcher.config["fetch_max_wait_ms"]
+    assert wait.observe(True, now=1.6) == EMBEDDED_BUSY_MS == consumer._fetcher.config["fetch_max_wait_ms"]
+    detached = FetchWait(local)
+    detached.attach(object())  # no adjustable setting: stays fixed
+    assert detached.observe(False, now=1e9) == EMBEDDED_BUSY_MS
+
+
+def test_the_real_kafka_python_keeps_an_adjustable_fetch_wait(kafka: KafkaSettings) -> None:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(**kafka.client_options(), fetch_max_wait_ms=EMBEDDED_BUSY_MS)
+    try:
+        wait = FetchWait(kafka)
+        wait.attach(consumer)
+        assert wait.adaptive and wait.observe(False, now=time.monotonic() + 60) == EMBEDDED_IDLE_MS
+        assert consumer._fetcher.config["fetch_max_wait_ms"] == EMBEDDED_IDLE_MS
+    finally:
+        consumer.close()
