@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 import torch
 
-from core.data.split import EvalSet
+from core.data.split import EvalSet, LeaveOneOut
 from core.evaluation import evaluate
 from core.models.base import SequenceModel
+from core.models.popularity import Popularity
 from core.models.scorer import ModelScorer
 
 
@@ -42,3 +43,8 @@ def holdout_metrics(model: SequenceModel, holdout: EvalSet, num_items: int,
                     device: torch.device | str | None = None) -> dict[str, float]:
     """Full-ranking metrics (seen items removed) of ``model`` on ``holdout``."""
     return evaluate(CatalogueScorer(model, num_items, device), holdout)
+
+
+def popularity_metrics(folds: LeaveOneOut, holdout: EvalSet) -> dict[str, float]:
+    """The popularity baseline (fit on the histories the holdout reads) on ``holdout``: the gate's floor."""
+    return evaluate(Popularity(folds.num_items).fit(folds.train_for_test()), holdout)

@@ -25,6 +25,7 @@ from core.settings import Settings
 from core.training.recipes import release
 from jobs import stages
 from jobs.gate import GATE_METRIC, Decision, decide
+from jobs.holdout import popularity_metrics
 from jobs.holdout import holdout_metrics
 from store import job_runs, lease, registry
 from store.engine import make_sessionmaker
@@ -165,7 +166,9 @@ class _Run:
         if active is not None:
             self.metrics["active"] = active
         self._enter("decide")
-        decision = decide(self.metrics["candidate"], active, settings.jobs.tolerance, GATE_METRIC)
+        self.metrics["popularity"] = popularity_metrics(snapshot.folds, holdout)
+        decision = decide(self.metrics["candidate"], active, settings.jobs.tolerance, GATE_METRIC,
+                          floor=self.metrics["popularity"])
         decision = Decision(decision.promote, note + decision.reason)
         return self._decide(decision, snapshot.student.id if snapshot.student else None)
 

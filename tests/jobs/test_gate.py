@@ -61,3 +61,12 @@ def test_a_crashing_job_does_not_escape_into_the_scheduler() -> None:
     guarded(crash)()
     guarded(crash)()
     assert len(calls) == 2
+
+
+def test_a_candidate_below_the_popularity_floor_is_rejected_even_first() -> None:
+    floor = {"NDCG@10": 0.05}
+    first = decide({"NDCG@10": 0.02}, None, tolerance=0.005, floor=floor)
+    assert not first.promote and "popularity baseline" in first.reason
+    assert decide({"NDCG@10": 0.046}, None, tolerance=0.005, floor=floor).promote  # within the tolerance
+    assert not decide({"NDCG@10": 0.03}, {"NDCG@10": 0.02}, tolerance=0.005, floor=floor).promote
+    assert decide({"NDCG@10": 0.02}, None, tolerance=0.005, floor={"NDCG@10": float("nan")}).promote
