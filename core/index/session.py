@@ -42,7 +42,7 @@ class SessionRecommender:
     """Encodes histories with ``encoder`` and searches ``index`` for the top-K unseen items."""
 
     def __init__(self, encoder: Encoder, index: ItemIndex, *, max_len: int | None = None,
-                 batch_size: int = 256, device: torch.device | str | None = None) -> None:
+                 batch_size: int = 64, device: torch.device | str | None = None) -> None:
         self.encoder = encoder
         self.index = index
         self.max_len = int(max_len or getattr(encoder, "max_len", None) or DEFAULT_MAX_LEN)
@@ -60,18 +60,20 @@ class SessionRecommender:
         was_training = bool(module is not None and module.training)
         if module is not None and was_training:
             module.eval()
+        known = [self._known(history)[-self.max_len:] for history in histories]
+        # Similar lengths together: each chunk is padded only to its own longest history, and a
+        # chunk of full-length histories needs no attention mask at all.
+        order = sorted(range(len(known)), key=lambda i: len(known[i]))
+        out = np.zeros((len(known), self.index.dim), dtype=np.float32)
         try:
-            chunks = []
             with torch.inference_mode():
-                for start in range(0, len(histories), self.batch_size):
-                    batch = [self._known(history) for history in histories[start:start + self.batch_size]]
-                    chunks.append(as_float32(self._encode(left_pad(batch, self.max_len))))
+                for start in range(0, len(order), self.batch_size):
+                    rows = order[start:start + self.batch_size]
+                    out[rows] = as_float32(self._encode(left_pad([known[i] for i in rows], self.max_len)))
         finally:
             if module is not None and was_training:
                 module.train()
-        if not chunks:
-            return np.zeros((0, self.index.dim), dtype=np.float32)
-        return np.concatenate(chunks)
+        return out
 
     def _known(self, history: Sequence[int]) -> list[int]:
         return [int(item) for item in history if 1 <= int(item) <= self.index.num_items]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.models.base import SequenceModel
-from core.models.sequences import attention_allowed, positions
+from core.models.sequences import PAD, attention_allowed, positions
 from core.settings import StudentConfig
 
 
@@ -30,15 +30,20 @@ class Block(nn.Module):
                                 nn.Linear(4 * hidden, hidden))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """``[B, L, H]`` -> ``[B, L, H]``; with ``last_only`` just the last position's output
-        ``[B, 1, H]`` (keys and values still come from every position): serving reads only that
-        one, and skips the other queries' attention and feed-forward."""
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor | None, last_only: bool = False,
+                causal: bool = False) -> torch.Tensor:
+        """``[B, L, H]`` -> ``[B, L, H]``. ``allowed``: the attention mask, or None for rows without
+        padding (then ``causal`` says whether a query sees only earlier keys). With ``last_only``
+        just the last position's output ``[B, 1, H]`` (keys and values still come from every
+        position): serving reads only that one, and skips the other queries' attention and
+        feed-forward."""
         batch, length, hidden = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         if last_only:
-            q, allowed, x = q[:, :, -1:], allowed[:, :, -1:], x[:, -1:]
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
+            q, x = q[:, :, -1:], x[:, -1:]
+            allowed = allowed[:, :, -1:] if allowed is not None else None
+            causal = False  # the last query sees every key
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, is_causal=causal and allowed is None,
                                                   dropout_p=self.dropout if self.training else 0.0)
         x = x + self.drop(self.out(attended.transpose(1, 2).reshape(batch, q.shape[2], hidden)))
         return x + self.drop(self.ff(self.ff_norm(x)))
@@ -80,9 +85,11 @@ class Student(SequenceModel):
 
     def last_state(self, inputs: torch.Tensor) -> torch.Tensor:
         x = self.embed_drop(self.item_embedding(inputs) + self.position_embedding(positions(inputs)))
-        allowed = attention_allowed(inputs, causal=self.objective == "causal")
+        causal = self.objective == "causal"
+        # Rows without padding need no mask: the fused attention kernel, no [B, L, L] mask built.
+        allowed = None if bool((inputs != PAD).all()) else attention_allowed(inputs, causal=causal)
         for i, block in enumerate(self.blocks):
-            x = block(x, allowed, last_only=i == len(self.blocks) - 1)
+            x = block(x, allowed, last_only=i == len(self.blocks) - 1, causal=causal)
         return self.final_norm(x)[:, -1]
 
     def token_embeddings(self) -> torch.Tensor:
