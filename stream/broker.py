@@ -144,6 +144,11 @@ class EmbeddedBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process id while it runs (for monitoring)."""
+        return self._process.pid if self.running and self._process is not None else None
+
     def start(self) -> EmbeddedBroker:
         if self.running:
             return self
