@@ -55,22 +55,26 @@ class TeacherCache:
         """Teacher targets for windows ``rows`` trimmed to their last ``width`` positions."""
         column = next(i for i, t in enumerate(self.temperatures) if abs(t - self.temperature) < 1e-9)
         batch, k = len(rows), self.top_k
+        rows = np.asarray(rows, dtype=np.int64)
+        offsets = self.offsets.numpy()
+        starts, counts = offsets[rows], offsets[rows + 1] - offsets[rows]
+        # One gather for the whole batch: cache row -> (batch row, position), right-aligned.
+        owner = np.repeat(np.arange(batch), counts)
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        source = torch.as_tensor(np.repeat(starts, counts) + within)
+        b, pos = torch.as_tensor(owner), torch.as_tensor(width - np.repeat(counts, counts) + within)
         indices = torch.zeros((batch, width, k), dtype=torch.long)
         logits = torch.zeros((batch, width, k), dtype=torch.float32)
         log_norm = torch.zeros((batch, width), dtype=torch.float32)
         present = torch.zeros((batch, width), dtype=torch.bool)
-        hidden = None if self.hidden is None else torch.zeros((batch, width, self.hidden.shape[1]))
-        for b, row in enumerate(rows):
-            start, end = int(self.offsets[row]), int(self.offsets[row + 1])
-            n = end - start
-            if n == 0:
-                continue
-            indices[b, width - n:] = self.indices[start:end].long()
-            logits[b, width - n:] = self.logits[start:end].float()
-            log_norm[b, width - n:] = self.log_norms[start:end, column]
-            present[b, width - n:] = True
-            if hidden is not None:
-                hidden[b, width - n:] = self.hidden[start:end].float()
+        indices[b, pos] = self.indices[source].long()
+        logits[b, pos] = self.logits[source].float()
+        log_norm[b, pos] = self.log_norms[source, column]
+        present[b, pos] = True
+        hidden = None
+        if self.hidden is not None:
+            hidden = torch.zeros((batch, width, self.hidden.shape[1]))
+            hidden[b, pos] = self.hidden[source].float()
         return TeacherTargets(indices, logits, log_norm, present, self.temperature, hidden)
 
     def save(self, path: str | Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 
 from core.distill import DistillObjective, build_teacher_cache, kl_full, kl_topk, teacher_states
@@ -124,3 +125,20 @@ def test_teacher_states_on_windows_longer_than_the_teacher_input() -> None:
         # Each state is the teacher's encoding of a suffix of 3..6 items ending at position i.
         contexts = [teacher.encode(x[:, max(0, i + 1 - c):i + 1]) for c in range(3, 7)]
         assert any(torch.allclose(states[:, i], c, atol=1e-5) for c in contexts), i
+
+
+def test_cache_targets_for_a_subset_of_windows_with_only_their_last_positions() -> None:
+    torch.manual_seed(0)
+    teacher = Student(student_config(), ITEMS).eval()
+    inputs, targets = causal_windows(tiny_sequences(7).values(), 12)
+    cache = build_teacher_cache(teacher, inputs, targets, 4, (1.0,), last=3, progress=False)
+    rows = np.array([5, 0, 3])
+    got = cache.targets_for(rows, 12)
+    for b, row in enumerate(rows):
+        start, end = int(cache.offsets[row]), int(cache.offsets[row + 1])
+        n = end - start
+        assert n == min(3, int((targets[row] != 0).sum()))
+        assert got.present[b].tolist() == [False] * (12 - n) + [True] * n
+        assert torch.equal(got.indices[b, 12 - n:], cache.indices[start:end].long())
+        assert torch.equal(got.logits[b, 12 - n:], cache.logits[start:end].float())
+        assert torch.equal(got.log_norm[b, 12 - n:], cache.log_norms[start:end, 0])
