@@ -123,11 +123,15 @@ class Bench(Studies):
         if picked.get("objective", {}).get("winner"):
             teacher_config = teacher_config.model_copy(update={"objective": picked["objective"]["winner"]})
         distill = p.distill
-        if picked.get("kd", {}).get("winner"):
+        if picked.get("kd", {}).get("winner") and picked["kd"].get("student") == self.student_recipe():
             w = picked["kd"]["winner"]
             distill = distill.model_copy(update={"alpha": w["alpha"], "temperature": w["temperature"],
                                                  "hidden_weight": w.get("hidden_weight", 0.0)})
         return teacher_config, distill, picked
+
+    def student_recipe(self) -> dict[str, Any]:
+        """What a KD study's winner holds for: the student and its training (budget included)."""
+        return {"student": self.profile.student.model_dump(), "train": self.profile.student_train.model_dump()}
 
     def main_teacher(self) -> tuple[SequenceModel, dict[str, Any]]:
         return self.teacher(self.configs()[0], self.profile.teacher_train, "teacher")
@@ -185,9 +189,10 @@ class Bench(Studies):
         p = self.profile
         if self.args.parallel > 1:
             # Independent parts in separate single-threaded processes (robust on a shared CPU):
-            # both teachers together, then the plain student together with the teacher scores.
+            # both teachers together, then the plain student beside the teacher scores and the
+            # distilled student trained on them.
             run_parallel(self.args, ["main_teacher", "twin_teacher"])
-            run_parallel(self.args, ["plain_student", "teacher_scores"])
+            run_parallel(self.args, ["plain_student", "kd_student"])
         teacher_config, distill, picked = self.configs()
         rows: dict[str, dict[str, Any]] = {}
         pop = Popularity(self.data.num_items).fit(self.folds.train_for_test())

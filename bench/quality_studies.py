@@ -93,4 +93,4 @@ class Studies:
                 f"Winner: **alpha {win['alpha']}, T {win['temperature']}, hidden {win['hidden_weight']}**, "
                 f"{win['valid_ndcg10'] - ranked[1]['valid_ndcg10']:+.4f} over the runner-up, "
                 f"{(win['valid_ndcg10'] / no_kd - 1) * 100 if no_kd else 0:+.1f}% over no KD at the same budget.")
-        return {"runs": runs, "no_kd": no_kd, "winner": win, "text": text}
+        return {"runs": runs, "no_kd": no_kd, "winner": win, "text": text, "student": self.student_recipe()}

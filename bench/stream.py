@@ -5,7 +5,7 @@
 
 For each database, one consumer (``stream.consumer.StreamConsumer``, in this process) against
 the embedded broker (``stream.broker``, over TCP) and a student of the default size (2 layers
-x 64, 200 positions) over the dataset's catalogue, random-initialised (inference cost does
+x 64, reading the last 50 items) over the dataset's catalogue, random-initialised (inference cost does
 not depend on the weights) unless ``--student`` names a trained artifact. Scenarios:
 
 * ``cold``: a fresh store (catalogue only); the first ``--events`` events of the dataset's
@@ -13,7 +13,8 @@ not depend on the weights) unless ``--student`` names a trained artifact. Scenar
   sequences, as when a deployment starts.
 * ``warm``: the whole dataset loaded into SQL first (``store.load``), then ``--warm-events`` new
   events continuing every user's history, users interleaved: every batch touches up to
-  ``max_poll_records`` users with full 200-item sequences (the expensive steady state).
+  ``max_poll_records`` users with full 200-item stored sequences, of which the student reads
+  its input length (the expensive steady state).
 
 Throughput = events / (first batch started -> last batch's sends acknowledged and offsets
 committed); the group join before it is excluded.

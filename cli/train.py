@@ -34,11 +34,12 @@ ERRORS = (DatasetNotFound, DataFormatError, CheckpointNotFound, ModelNotFound, S
           registry.RegistryError, ValueError)
 
 
-def _train_config(config: Settings, epochs: int | None, minutes: float | None, lr: float | None,
+def _train_config(base: TrainConfig, epochs: int | None, minutes: float | None, lr: float | None,
                   device: str | None) -> TrainConfig:
+    """``base`` (the settings' teacher or student training) with the options given on the command line."""
     updates: dict[str, Any] = {k: v for k, v in {"epochs": epochs, "max_minutes": minutes, "lr": lr,
                                                  "device": device}.items() if v is not None}
-    return config.train.model_copy(update=updates)
+    return base.model_copy(update=updates)
 
 
 def _finish(config: Settings, kind: str, result: TrainResult, folds: LeaveOneOut, dataset: str,
@@ -93,7 +94,7 @@ def teacher(
         updates["pretrained"] = False
     teacher_config = config.teacher.model_copy(update=updates)
     teacher_config = type(teacher_config).model_validate(teacher_config.model_dump())
-    train = _train_config(config, epochs, max_minutes, lr, device)
+    train = _train_config(config.train, epochs, max_minutes, lr, device)
     data = load_dataset(name, config.data_dirs)
     folds = leave_one_out(data)
     result = train_teacher(data.item_texts(), folds, teacher_config, train,
@@ -119,7 +120,7 @@ def student(
     """Distil the small student from a teacher (teacher scores computed once and cached)."""
     config = settings()
     name = dataset or config.dataset
-    train = _train_config(config, epochs, max_minutes, lr, device)
+    train = _train_config(config.student_train, epochs, max_minutes, lr, device)
     distill = config.distill.model_copy(update={k: v for k, v in {"alpha": alpha, "temperature": temperature}.items()
                                                 if v is not None})
     distill = type(distill).model_validate(distill.model_dump())

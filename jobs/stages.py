@@ -62,7 +62,8 @@ def train_configs(settings: Settings) -> tuple[TrainConfig, TrainConfig]:
     jobs = settings.jobs
     teacher = settings.train.model_copy(update={"epochs": jobs.teacher_epochs, "max_minutes": jobs.teacher_max_minutes,
                                                 "lr": jobs.teacher_lr or settings.train.lr})
-    student = settings.train.model_copy(update={"epochs": jobs.student_epochs, "max_minutes": jobs.student_max_minutes})
+    student = settings.student_train.model_copy(update={"epochs": jobs.student_epochs,
+                                                        "max_minutes": jobs.student_max_minutes})
     return teacher, student
 
 

@@ -65,7 +65,7 @@ def train_teacher(item_texts: Sequence[str], folds: LeaveOneOut, config: Teacher
     return TrainResult(teacher, history, time.perf_counter() - started, time.process_time() - cpu_started)
 
 
-def train_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, windows: WindowMode = "last",
+def train_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, windows: WindowMode = "all",
                   valid_users: int | None = None, progress: bool = True, budget_clock: str = "wall") -> TrainResult:
     """The student on its own (no teacher): the "student without KD" baseline."""
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -78,7 +78,7 @@ def train_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig,
 
 
 def teacher_cache(teacher: SequenceModel, folds: LeaveOneOut, student_max_len: int, top_k: int,
-                  temperatures: Sequence[float], path: Path | None = None, windows: WindowMode = "last",
+                  temperatures: Sequence[float], path: Path | None = None, windows: WindowMode = "all",
                   last: int | None = None, device: str = "auto", keep_hidden: bool = False,
                   progress: bool = True) -> TeacherCache:
     """Teacher top-k scores for the student's training windows; read from ``path`` when there."""
@@ -99,7 +99,7 @@ def teacher_cache(teacher: SequenceModel, folds: LeaveOneOut, student_max_len: i
 
 
 def distill_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, distill: DistillConfig,
-                    cache: TeacherCache, windows: WindowMode = "last", valid_users: int | None = None,
+                    cache: TeacherCache, windows: WindowMode = "all", valid_users: int | None = None,
                     teacher_hidden: int | None = None, progress: bool = True,
                     budget_clock: str = "wall") -> TrainResult:
     """Train a student with alpha * CE + (1 - alpha) * T^2 * KL against the cached teacher."""

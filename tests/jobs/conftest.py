@@ -64,6 +64,7 @@ def tiny_settings(database_url: str, artifact_dir: Path, **jobs: Any) -> Setting
                     teacher=TeacherConfig(num_layers=1, max_len=16),
                     student=StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=20),
                     train=TrainConfig(batch_size=32, lr=1e-2, warmup_steps=5, device="cpu"),
+                    student_train=TrainConfig(batch_size=32, lr=1e-2, warmup_steps=5, device="cpu"),
                     distill=DistillConfig(top_k=20), jobs=JobsConfig(**{**base, **jobs}))
 
 
