@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core.settings import SettingsError, load_settings
+from core.settings import Settings, SettingsError, TrainConfig, load_settings
 
 
 def test_environment_overrides_nested_values(monkeypatch):
@@ -40,3 +40,17 @@ def test_security_options_pass_through(monkeypatch):
     monkeypatch.setenv("KDREC_KAFKA__SASL_MECHANISM", "PLAIN")
     options = load_settings().kafka.client_options()
     assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "PLAIN"
+
+
+def test_teacher_and_student_training_keep_their_own_defaults(monkeypatch):
+    monkeypatch.setenv("KDREC_STUDENT_TRAIN__BATCH_SIZE", "64")
+    monkeypatch.setenv("KDREC_TRAIN__EPOCHS", "3")
+    config = load_settings()
+    assert (config.student_train.batch_size, config.student_train.lr) == (64, 2e-3)
+    assert (config.train.epochs, config.train.lr, config.train.batch_size) == (3, 5e-4, 32)
+
+
+def test_a_plain_train_config_keeps_what_it_sets():
+    config = Settings(train=TrainConfig(batch_size=8), student_train=TrainConfig(lr=1e-2))
+    assert (config.train.batch_size, config.train.lr) == (8, 5e-4)
+    assert (config.student_train.batch_size, config.student_train.lr) == (32, 1e-2)
