@@ -44,6 +44,7 @@ closes the clients.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -85,6 +86,10 @@ class ConsumerOptions:
     """How long the broker may hold a fetch that found no records; None: by broker kind,
     adaptive on the embedded broker (``stream.fetch_wait``)."""
     client_id: str = "kdrec-consumer"
+    freeze_gc: bool = True
+    """Once started (model and catalogue loaded), move every object alive to the garbage
+    collector's permanent generation (``gc.freeze``): full collections then skip them, instead of
+    pausing the loop (and the Kafka client's IO thread) for tens of milliseconds now and then."""
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -139,6 +144,9 @@ class StreamConsumer:
         watcher = ModelWatcher(self.active, self.options.model_check_s) \
             if self.options.background_model_loading else None
         self._current_model(check=True)  # load the active version (if any) before the first batch
+        if self.options.freeze_gc:
+            gc.collect()
+            gc.freeze()
         if watcher is not None:
             watcher.start()
         try:
