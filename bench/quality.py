@@ -228,7 +228,10 @@ class Bench(Studies):
               "", "## Targets (reported, not asserted)", "", *report.targets(rows, p.name), "",
               "## Teacher learning curve (valid NDCG@10 per epoch)", "",
               report.curve(rows["teacher"].get("history") or {}), "",
-              "## Random-init teacher learning curve", "", report.curve(rows["teacher, random init"].get("history") or {})]
+              "## Random-init teacher learning curve", "", report.curve(rows["teacher, random init"].get("history") or {}),
+              "", "## Student learning curves (same CPU budget; a KD step costs more)", "",
+              report.side_by_side({name: rows[name].get("history") or {}
+                                   for name in ("student without KD", "student with KD")})]
         if picked:
             md += ["", "## Selection (from quality-*-selection.md)", "", picked.get("summary", "")]
         report.write(self.out, "\n".join(md), {"profile": p.name, "rows": ordered, "elapsed_s": elapsed,

@@ -42,6 +42,20 @@ def curve(history: dict[str, Any], metric: str = "NDCG@10") -> str:
     return "\n".join(lines)
 
 
+def side_by_side(histories: dict[str, dict[str, Any]], metric: str = "NDCG@10") -> str:
+    """Validation curves of several models per epoch, one column each (students: same budget)."""
+    names = list(histories)
+    values = {name: {rec["epoch"]: rec.get("metrics", {}).get(metric) for rec in (h or {}).get("epochs", [])}
+              for name, h in histories.items()}
+    epochs = sorted({epoch for curve_ in values.values() for epoch in curve_})
+    lines = ["| epoch | " + " | ".join(f"{name}: valid {metric}" for name in names) + " |",
+             "|---" * (len(names) + 1) + "|"]
+    for epoch in epochs:
+        cells = [values[name].get(epoch) for name in names]
+        lines.append(f"| {epoch} | " + " | ".join("-" if v is None else f"{v:.4f}" for v in cells) + " |")
+    return "\n".join(lines)
+
+
 def targets(rows: dict[str, dict[str, Any]], profile: str) -> list[str]:
     """The issue's targets, each marked met or not (reported, never asserted)."""
     def ndcg(name: str) -> float | None:
