@@ -186,15 +186,15 @@ class Settings(BaseSettings):
     """Teacher training (``KDREC_TRAIN__*``)."""
     student_train: StudentTrainConfig = StudentTrainConfig()
     """Student training (``KDREC_STUDENT_TRAIN__*``)."""
+    distill: DistillConfig = DistillConfig()
+    serve: ServeConfig = ServeConfig()
+    jobs: JobsConfig = JobsConfig()
 
     @field_validator("train", "student_train", mode="before")
     @classmethod
     def _own_defaults(cls, value: object) -> object:
         """A plain ``TrainConfig`` passed in keeps what it sets; the rest are this field's defaults."""
         return value.model_dump(exclude_unset=True) if isinstance(value, TrainConfig) else value
-    distill: DistillConfig = DistillConfig()
-    serve: ServeConfig = ServeConfig()
-    jobs: JobsConfig = JobsConfig()
 
 
 class SettingsError(ValueError):
