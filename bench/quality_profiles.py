@@ -53,7 +53,7 @@ winner (T 1 beat T 2 and 4 there, by 0.02 NDCG@10)."""
 
 CPU = Profile(
     name="cpu",
-    summary=("2-core CPU, about 80 minutes of wall time on an otherwise idle machine: independent parts run "
+    summary=("2-core CPU, about 65 minutes of wall time on an otherwise idle machine: independent parts run "
              "as two single-threaded processes, and every time budget counts CPU time, so the same "
              "compute happens however busy the machine is. The 6-layer MiniLM teacher reads the last 50 "
              "items (not 200) and is fine-tuned for 30 CPU-minutes on every training item (windows of "

@@ -21,7 +21,6 @@ from typing import Any
 
 from bench import quality_report as report
 
-log = logging.getLogger("bench.quality_recipe")
 RESULTS = Path(__file__).resolve().parent / "results"
 RECIPES: tuple[tuple[int, str, int, float], ...] = (
     # (input length, windows, batch size, learning rate)

@@ -148,8 +148,8 @@ class JobsConfig(_Frozen):
     teacher_epochs: int = Field(default=3, ge=0)
     """Epochs of the warm-started teacher refit (0: the active teacher unchanged)."""
     teacher_max_minutes: float | None = Field(default=10.0, gt=0)
-    teacher_lr: float | None = Field(default=5e-4, gt=0)
-    """Learning rate of the teacher refit (None: ``TrainConfig.lr``)."""
+    teacher_lr: float | None = Field(default=None, gt=0)
+    """Learning rate of the teacher refit (None: ``Settings.train.lr``, the teacher's)."""
     teacher_windows: Literal["all", "last"] = "all"
     student_epochs: int = Field(default=20, ge=0)
     """Epochs of the student redistillation (0: an untrained student, always rejected)."""
