@@ -39,7 +39,7 @@ def test_flat_equals_brute_force(flat: ItemIndex, embeddings: np.ndarray, batch:
     assert result.ids.min() >= 1  # row 0 (padding) is never indexed
 
 
-@pytest.mark.parametrize("strategy", ["auto", "overfetch", "selector"])
+@pytest.mark.parametrize("strategy", ["auto", "masked", "overfetch", "selector"])
 @pytest.mark.parametrize("largest", [20, 300])
 def test_flat_excludes_seen_exactly(flat: ItemIndex, embeddings: np.ndarray, strategy: str,
                                     largest: int) -> None:
@@ -60,7 +60,7 @@ def test_more_exclusions_than_items_pads_with_minus_one() -> None:
     embeddings = np.random.default_rng(1).standard_normal((9, 4)).astype(np.float32)  # 8 items
     index = ItemIndex.build(torch.from_numpy(embeddings))  # a tensor works too
     queries = np.ones((2, 4), dtype=np.float32)
-    for strategy in ("overfetch", "selector"):
+    for strategy in ("masked", "overfetch", "selector"):
         result = index.search(queries, 5, [{1, 2, 3, 4, 5}, set()], strategy=strategy)  # type: ignore[arg-type]
         assert sorted(result.ids[0][:3].tolist()) == [6, 7, 8]
         assert result.ids[0][3:].tolist() == [-1, -1] and np.isneginf(result.scores[0][3:]).all()
