@@ -1,4 +1,4 @@
-"""The few statements that differ between SQLite and PostgreSQL: upserts, ``greatest``, ``IN``."""
+"""The few statements that differ between SQLite and PostgreSQL: upserts and ``IN``."""
 
 from __future__ import annotations
 
@@ -31,11 +31,20 @@ def insert(session: Session, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-def greatest(session: Session, left: Any, right: Any) -> ColumnElement[Any]:
-    """The larger of two values (SQLite spells it ``max(a, b)``)."""
-    if dialect_name(session) == "postgresql":
-        return func.greatest(left, right)
-    return func.max(left, right)
+def among_bound(name: str, column: Any, parameter: str) -> ColumnElement[bool]:
+    """``among`` for the dialect called ``name``, its values left to the bound parameter
+    ``parameter`` (give it ``among_values(name, values)``): a statement built once and reused
+    skips SQLAlchemy's construction and cache-key work on every batch."""
+    if name == "postgresql":
+        array = cast(bindparam(parameter, type_=postgresql.ARRAY(column.type)), postgresql.ARRAY(column.type))
+        return column == any_(array)
+    rows = func.json_each(bindparam(parameter)).table_valued("value")
+    return column.in_(select(rows.c.value))
+
+
+def among_values(name: str, values: Collection[Any]) -> Any:
+    """The value of an ``among_bound`` parameter."""
+    return list(values) if name == "postgresql" else json.dumps(list(values))
 
 
 def among(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:

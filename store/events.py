@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from store import dialect, pg_bulk, sequences
@@ -30,6 +31,13 @@ USERS = User.__table__
 ITEMS = CatalogItem.__table__
 MAX_EVENT_ID = 64
 MAX_TYPE = 32
+# SQLite's statements, built once (PostgreSQL's are in ``store.pg_bulk``).
+_UPSERT = sqlite.insert(USERS)
+SQLITE_UPSERT_USERS = _UPSERT.on_conflict_do_update(
+    index_elements=["user_id"],
+    set_={"last_event_ts": func.max(USERS.c.last_event_ts, _UPSERT.excluded.last_event_ts)})
+SQLITE_INSERT_EVENTS = (sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["event_id"])
+                        .returning(EVENTS.c.event_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +138,7 @@ def _upsert_users(session: Session, batch: list[NewEvent]) -> None:
     if dialect.dialect_name(session) == "postgresql":
         pg_bulk.upsert_users(session, newest)
         return
-    stmt = dialect.insert(session, USERS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["user_id"],
-        set_={"last_event_ts": dialect.greatest(session, USERS.c.last_event_ts,
-                                                stmt.excluded.last_event_ts)},
-    )
-    session.execute(stmt, [{"user_id": user, "last_event_ts": newest[user]} for user in sorted(newest)])
+    session.execute(SQLITE_UPSERT_USERS, [{"user_id": user, "last_event_ts": newest[user]} for user in sorted(newest)])
 
 
 def _insert(session: Session, batch: list[NewEvent]) -> set[str]:
@@ -146,9 +148,6 @@ def _insert(session: Session, batch: list[NewEvent]) -> set[str]:
     """
     if dialect.dialect_name(session) == "postgresql":
         return pg_bulk.insert_events(session, batch)
-    stmt = (dialect.insert(session, EVENTS)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(EVENTS.c.event_id))
     rows = [{"event_id": e.event_id, "user_id": e.user_id, "item_id": e.item_id, "ts": e.ts,
              "type": e.type} for e in batch]
-    return set(session.scalars(stmt, rows))
+    return set(session.scalars(SQLITE_INSERT_EVENTS, rows))

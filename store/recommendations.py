@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from store.models import Event, Recommendation, utcnow
 
+INSERT = insert(Recommendation.__table__)  # built once: the consumer writes with it every batch
+
 
 @dataclass(frozen=True, slots=True)
 class NewRecommendation:
@@ -35,7 +37,7 @@ def write_recommendations(session: Session, rows: Sequence[NewRecommendation]) -
         params.append({"user_id": row.user_id, "model_version_id": row.model_version_id,
                        "items": [int(i) for i in row.items], "scores": [float(s) for s in row.scores],
                        "event_id": row.event_id, "event_ts": row.event_ts, "created_at": now})
-    session.execute(insert(Recommendation.__table__), params)
+    session.execute(INSERT, params)
     return len(params)
 
 

@@ -7,15 +7,32 @@ timestamp says, and among equal timestamps the one that arrived first comes firs
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from store import dialect, pg_bulk
 from store.models import UserSequence
 
 SEQUENCES = UserSequence.__table__
+# The hot path's statements, built once (building and cache-keying a statement costs about as much
+# as SQLite running it).
+SQLITE_ENSURE = sqlite.insert(SEQUENCES).on_conflict_do_nothing(index_elements=["user_id"])
+SQLITE_WRITE = (update(SEQUENCES).where(SEQUENCES.c.user_id == bindparam("b_user"))
+                .values(items=bindparam("b_items"), timestamps=bindparam("b_stamps"), updated_at=func.now()))
+
+
+@functools.cache
+def _lock_rows(name: str) -> Select:
+    """Read the users' rows (``users``: an ``among`` parameter) in user order, locked on PostgreSQL."""
+    return (select(SEQUENCES.c.user_id, SEQUENCES.c["items"], SEQUENCES.c.timestamps)
+            .where(dialect.among_bound(name, SEQUENCES.c.user_id, "users"))
+            .order_by(SEQUENCES.c.user_id)
+            .with_for_update())
 
 
 def merge(items: Sequence[int], stamps: Sequence[int], new: Sequence[tuple[int, int]],
@@ -50,18 +67,13 @@ def apply(session: Session, new_by_user: dict[int, list[tuple[int, int]]],
     if not new_by_user:
         return {}
     users = sorted(new_by_user)
-    postgres = dialect.dialect_name(session) == "postgresql"
+    name = dialect.dialect_name(session)
+    postgres = name == "postgresql"
     if postgres:
         pg_bulk.ensure_sequences(session, users)
     else:
-        ensure = dialect.insert(session, SEQUENCES).on_conflict_do_nothing(index_elements=["user_id"])
-        session.execute(ensure, [{"user_id": user, "items": [], "timestamps": []} for user in users])
-    current = session.execute(
-        select(SEQUENCES.c.user_id, SEQUENCES.c["items"], SEQUENCES.c.timestamps)
-        .where(dialect.among(session, SEQUENCES.c.user_id, users))
-        .order_by(SEQUENCES.c.user_id)
-        .with_for_update()
-    ).all()
+        session.execute(SQLITE_ENSURE, [{"user_id": user, "items": [], "timestamps": []} for user in users])
+    current = session.execute(_lock_rows(name), {"users": dialect.among_values(name, users)}).all()
     result: dict[int, list[int]] = {}
     rows = []
     for user, items, stamps in current:
@@ -71,13 +83,8 @@ def apply(session: Session, new_by_user: dict[int, list[tuple[int, int]]],
     if postgres:
         pg_bulk.write_sequences(session, rows)
         return result
-    params = [{"b_user": user, "b_items": items, "b_stamps": stamps} for user, items, stamps in rows]
-    session.execute(
-        update(SEQUENCES)
-        .where(SEQUENCES.c.user_id == bindparam("b_user"))
-        .values(items=bindparam("b_items"), timestamps=bindparam("b_stamps"), updated_at=func.now()),
-        params,
-    )
+    session.execute(SQLITE_WRITE, [{"b_user": user, "b_items": items, "b_stamps": stamps}
+                                   for user, items, stamps in rows])
     return result
 
 
