@@ -105,12 +105,9 @@ def single_thread_inference() -> None:
     17 ms with one; student 25 ms vs 1.6 ms). torch's setting is per process, FAISS's (OpenMP)
     per thread, and Streamlit runs each script run in a new thread: so this runs on every call.
     """
-    import faiss
-    import torch
+    from core.index.threads import serving_threads
 
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
+    serving_threads(1)
 
 
 @st.cache_resource(show_spinner=False)

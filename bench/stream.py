@@ -47,6 +47,7 @@ from bench.stream_report import write_results
 from bench.stream_runs import Setup, latency, throughput
 from core.data.catalog import load_dataset as open_dataset
 from core.data.dataset import Dataset
+from core.index.threads import serving_threads
 from core.models.artifacts import load_model
 from core.models.student import Student
 from core.settings import KafkaSettings, StudentConfig, load_settings
@@ -137,20 +138,31 @@ def run_backend(url: str, data: Dataset, args: argparse.Namespace, broker: Embed
         n, m = args.events, int(args.rate * args.latency_seconds)
         scenarios = [s for s in ("cold", "warm") if s in args.scenarios]
         for scenario in scenarios:
+            repeats = range(max(args.latency_repeats, 1))
             if scenario == "cold":
-                batch, paced = cold_events(data, 0, n), cold_events(data, n, m)
+                batch, paced = cold_events(data, 0, n), [cold_events(data, n + r * m, m) for r in repeats]
             else:
                 log.info("warm: loading the whole of %s into SQL", data.name)
                 load_dataset(sessions, data, sequence_length=settings.sequence_length, progress=not args.quiet)
                 w = args.warm_events
-                batch, paced = warm_events(data, 0, w, "warm"), warm_events(data, w, m, "warm")
-            for row in (throughput(setup, scenario, batch),
-                        latency(setup, scenario, paced, args.rate, args.warmup)):
+                batch, paced = warm_events(data, 0, w, "warm"), [warm_events(data, w + r * m, m, "warm") for r in repeats]
+            measured = throughput(setup, scenario, batch)  # first: its events come first in time
+            runs = [latency(setup, scenario, events, args.rate, args.warmup) for events in paced]
+            for row in (measured, median_run(runs)):
                 row["backend"] = backend
                 rows.append(row)
                 log.info("%s", row)
         engine.dispose()
     return rows, described
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The latency run with the median p99 (row committed), with every run's p99 attached: the
+    tail varies from run to run on a shared 2-core machine."""
+    ordered = sorted(runs, key=lambda run: run["latency_committed_ms"]["p99"])
+    chosen = dict(ordered[len(ordered) // 2])  # of an even count, the worse middle one
+    chosen["p99_runs"] = [run["latency_committed_ms"]["p99"] for run in runs]
+    return chosen
 
 
 def main() -> None:
@@ -162,9 +174,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="events/s of the latency runs")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=int, default=250, help="first events of a latency run left out")
+    parser.add_argument("--latency-repeats", type=int, default=3,
+                        help="latency runs per scenario (each on new events); the one with the median p99 is reported")
     parser.add_argument("--scenarios", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
     parser.add_argument("--student", help="a trained student artifact folder (default: random init)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the consumer")
+    parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads of the consumer")
     parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
                         help="the consumer's fetch wait (the embedded broker holds empty fetches this long; "
                              "default: kdrec consume's, on the embedded broker %d ms while busy, %d ms when idle)"
@@ -182,22 +196,26 @@ def main() -> None:
     if args.produce:
         produce_at_rate(json.loads(sys.stdin.read()))
         return
-    torch.set_num_threads(args.threads)
+    serving_threads(args.threads)  # as kdrec consume does
     settings = load_settings()
     data = open_dataset(args.dataset, settings.data_dirs)
     rows: list[dict[str, Any]] = []
     described = ""
-    with tempfile.TemporaryDirectory(prefix="kdrec-bench-stream-") as folder, \
-            EmbeddedBroker(KafkaSettings(), port=free_port(), create_topics=False) as broker:
+    with tempfile.TemporaryDirectory(prefix="kdrec-bench-stream-") as folder:
         for url in args.url or DEFAULT_URLS:
-            backend_rows, described = run_backend(url, data, args, broker, Path(folder))
+            # A fresh broker per database: the embedded one keeps every record in memory, and
+            # one backend's runs should not leave the next a busier broker.
+            with EmbeddedBroker(KafkaSettings(), port=free_port(), create_topics=False) as broker:
+                backend_rows, described = run_backend(url, data, args, broker, Path(folder))
             rows += backend_rows
     machine = {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
                "python": platform.python_version(), "torch": torch.__version__, "torch_threads": args.threads}
     config = {"dataset": data.name, "users": data.num_users, "items": data.num_items, "events": args.events,
               "warm_events": args.warm_events, "max_in_flight": args.max_in_flight,
+              "commit_interval_ms": ConsumerOptions.commit_interval_ms,
               "fetch_max_wait_ms": args.fetch_max_wait_ms or f"{EMBEDDED_BUSY_MS} (adaptive, {EMBEDDED_IDLE_MS} when idle)", "rate": args.rate,
-              "latency_seconds": args.latency_seconds, "warmup_events": args.warmup, "student": described,
+              "latency_seconds": args.latency_seconds, "latency_repeats": args.latency_repeats,
+              "warmup_events": args.warmup, "student": described,
               "top_k": settings.serve.top_k, "index": settings.serve.index,
               "max_poll_records": settings.kafka.max_poll_records, "partitions": settings.kafka.partitions,
               "sequence_length": settings.sequence_length}

@@ -24,8 +24,10 @@ def tables(rows: list[dict[str, Any]]) -> str:
                          f"**{r['events_per_s']:,}** | | |")
         else:
             c, a = r["latency_committed_ms"], r["latency_acked_ms"]
+            runs = r.get("p99_runs", [c["p99"]])
+            every = f" (p99 of the {len(runs)} runs: {' / '.join(map(str, runs))})" if len(runs) > 1 else ""
             lines.append(f"| {r['backend']} | {r['scenario']} | {r['mode']} | {r['events']:,} | {r['batches']:,} | | "
-                         f"{c['p50']} / {c['p95']} / **{c['p99']}** | {a['p50']} / {a['p95']} / {a['p99']} |")
+                         f"{c['p50']} / {c['p95']} / **{c['p99']}**{every} | {a['p50']} / {a['p95']} / {a['p99']} |")
     lines += ["", "Where the latency goes (p50 / p95 / p99, ms): delivery = event published -> batch polled by "
               "the consumer; processing = batch polled -> SQL committed (includes waiting behind the "
               "previous batch); batch = one batch's processing time in the consumer:", "",
@@ -36,6 +38,18 @@ def tables(rows: list[dict[str, Any]]) -> str:
             lines.append(f"| {r['backend']} | {r['scenario']} | {r['events_per_batch']} | "
                          f"{d['p50']} / {d['p95']} / {d['p99']} | {p['p50']} / {p['p95']} / {p['p99']} | "
                          f"{b['p50']} / {b['p95']} / {b['p99']} |")
+    lines += ["", "The same latency by quarter of each run (events ordered by publish time). The embedded broker "
+              "(Tansu, in memory) spends time in proportion to the records already on a topic for every "
+              "fetch that returns records, so its share grows as the topic fills "
+              "(`python -m bench.stream_transport` shows it without kdrec):", "",
+              "| backend | scenario | quarter | records on the topic by its end | row committed p50 / p95 / p99 | "
+              "delivery p50 / p95 / p99 | processing p50 / p95 / p99 |", "|---|---|---:|---:|---|---|---|"]
+    for r in rows:
+        for q in r.get("quarters", ()):
+            c, d, p = q["committed_ms"], q["delivery_ms"], q["processing_ms"]
+            lines.append(f"| {r['backend']} | {r['scenario']} | {q['quarter']} | {q['topic_records_at_end']:,} | "
+                         f"{c['p50']} / {c['p95']} / **{c['p99']}** | {d['p50']} / {d['p95']} / {d['p99']} | "
+                         f"{p['p50']} / {p['p95']} / {p['p99']} |")
     lines += ["", "Per-stage time, microseconds per event (summed over the run, divided by its events):", "",
               "| backend | scenario | run | " + " | ".join(STAGE_COLUMNS) + " |",
               "|---|---|---|" + "---:|" * len(STAGE_COLUMNS)]
@@ -109,14 +123,16 @@ def write_results(folder: Path, config: dict[str, Any], machine: dict[str, Any],
                                                    indent=2) + "\n")
     (folder / "stream.md").write_text(
         f"# Streaming benchmark\n\n`python -m bench.stream` on {config['dataset']} ({config['users']:,} users, "
-        f"{config['items']:,} items): one consumer process, the embedded broker over TCP, {config['student']}, "
+        f"{config['items']:,} items): one consumer process, the embedded broker over TCP (a fresh one per database), {config['student']}, "
         f"top-{config['top_k']} from a {config['index']} FAISS index, batches of up to "
         f"{config['max_poll_records']} records, {config['partitions']} partitions, at most "
-        f"{config['max_in_flight']} batches awaiting acks, fetch_max_wait_ms {config['fetch_max_wait_ms']} (the "
-        f"embedded broker holds an empty fetch that long even when records arrive). Throughput runs: "
+        f"{config['max_in_flight']} batches awaiting acks, offsets committed at most every "
+        f"{config.get('commit_interval_ms', 0)} ms, fetch_max_wait_ms {config['fetch_max_wait_ms']} (see "
+        f"stream/fetch_wait.py). Throughput runs: "
         f"{config['events']:,} (cold) and {config['warm_events']:,} (warm) pre-published events. Latency runs: "
         f"{config['latency_seconds']:g} s at {config['rate']:g} events/s from a separate producer process, first "
-        f"{config['warmup_events']} events left out.\n"
+        f"{config['warmup_events']} events left out; {config.get('latency_repeats', 1)} runs per scenario on new "
+        f"events, the one with the median p99 shown.\n"
         f"Machine: {machine['cpus']} CPUs (1-min load average {machine['load_average_1m']} at the end, shared "
         f"with other work), Python {machine['python']}, torch {machine['torch']} "
         f"({machine['torch_threads']} thread).\n\n{body}")

@@ -10,10 +10,12 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.context import fail, friendly_errors, settings
+from core.index.threads import serving_threads
 from store.active import ActiveModel
 from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import current_revision, head_revision
 from stream.consumer import ConsumerOptions, StreamConsumer
+from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS, REMOTE_MS
 
 app = typer.Typer(help="Consume click events and serve recommendations.")
 
@@ -25,11 +27,15 @@ def consume(
                                                           "promoted student."),
     poll_timeout_ms: int = typer.Option(500, min=1, help="Longest wait for records per poll."),
     fetch_max_wait_ms: int | None = typer.Option(None, min=1,
-                                                 help="Longest time the broker may hold an empty fetch (lower: "
-                                                      "less latency on the embedded broker, more idle requests). "
-                                                      "Default: 5 ms while busy, 100 ms when idle on the embedded broker; 500 elsewhere."),
+                                                 help="Longest time the broker may hold an empty fetch. "
+                                                      f"Default: on the embedded broker {EMBEDDED_BUSY_MS} ms while "
+                                                      f"records flow, {EMBEDDED_IDLE_MS} ms when idle; {REMOTE_MS} "
+                                                      "elsewhere (see stream/fetch_wait.py)."),
     metrics_json: bool = typer.Option(False, "--metrics-json", help="Print the final counters "
                                                                      "and stage timings as JSON."),
+    threads: int = typer.Option(1, min=1, help="CPU threads for the student (torch) and the FAISS search. "
+                                               "One is fastest for per-event batches; run more consumer "
+                                               "processes to use more cores."),
 ) -> None:
     """Join the consumer group and apply click events to SQL, writing each touched user's top-K.
 
@@ -39,6 +45,7 @@ def consume(
     batch finishes and is committed first.
     """
     config = settings()
+    serving_threads(threads)
     engine = create_engine_for(config.database_url)
     try:
         if current_revision(engine) != head_revision():

@@ -3,11 +3,14 @@ the dead-letter and recommendations topics, built, used and closed together.
 
 Offsets are committed explicitly (auto-commit is off) and only through ``settle``: a batch's
 dead letters and recommendations are queued by ``publish`` together with the offsets that
-follow its records; ``settle`` commits the offsets of the oldest batches whose sends have ALL
-been acknowledged, in batch order. So the loop can poll and apply the next batch while the
-broker acknowledges the previous one (no flush round trip on the hot path), and an offset is
-never committed before its batch's SQL commit and sends. Commits are asynchronous (a lost one
-only means a redelivery) except the last ones, on close.
+follow its records; ``settle`` takes the offsets of the oldest batches whose sends have ALL
+been acknowledged, in batch order, and commits them at most every ``commit_interval_s`` (as
+Kafka Streams and Quix Streams do: a commit per batch costs the loop a request per batch, and
+a crash only redelivers a little more, which the idempotent SQL sink absorbs). So the loop can
+poll and apply the next batch while the broker acknowledges the previous one (no flush round
+trip on the hot path), and an offset is never committed before its batch's SQL commit and
+sends. Commits are asynchronous (a lost one only means a redelivery) except the last ones, on
+close.
 """
 
 from __future__ import annotations
@@ -128,8 +131,9 @@ class Clients:
     """The consumer group member and the output producer (see the module docstring)."""
 
     def __init__(self, kafka: KafkaSettings, client_id: str, send_timeout_s: float = 30.0,
-                 fetch_wait: FetchWait | None = None) -> None:
+                 fetch_wait: FetchWait | None = None, commit_interval_s: float = 0.0) -> None:
         self.kafka = kafka
+        self.commit_interval_s = commit_interval_s
         servers = kafka.bootstrap_servers
         if not any_reachable(servers):
             raise BrokerUnavailable(f"no broker accepts connections at {servers}")
@@ -159,6 +163,9 @@ class Clients:
             raise
         self.dead_letters = DeadLetters(self.producer, kafka.dlq_topic)
         self.uncommitted: Offsets = {}
+        self.settled: Offsets = {}
+        """Offsets of settled batches, not yet handed to a commit."""
+        self._committed_at = time.monotonic()
         self.in_flight: deque[InFlight] = deque()
         self.flusher = Flusher(self.producer, send_timeout_s)
 
@@ -192,8 +199,10 @@ class Clients:
         return entry
 
     def settle(self, wait: bool, timeout_s: float) -> list[InFlight]:
-        """Commit the offsets of the oldest batches whose sends were all acknowledged, in order;
-        ``wait``: first wait for every queued send. Raises ``BrokerUnavailable`` when a send failed."""
+        """Take the offsets of the oldest batches whose sends were all acknowledged, in order, and
+        commit them once ``commit_interval_s`` has passed since the last commit; ``wait``: first
+        wait for every queued send, then commit at once. Raises ``BrokerUnavailable`` when a send
+        failed."""
         if self.flusher.error is not None:
             raise BrokerUnavailable(f"flushing the producer failed: {self.flusher.error!r}")
         if wait and self.in_flight and not self.in_flight[-1].complete:
@@ -205,12 +214,16 @@ class Clients:
             if failed:
                 raise BrokerUnavailable(f"{len(failed)} of {len(entry.futures)} sends failed: {failed[0]!r}")
             self.in_flight.popleft()
-            self.commit(entry.offsets)
+            self.settled.update(entry.offsets)
             settled.append(entry)
+        if self.settled and (wait or time.monotonic() - self._committed_at >= self.commit_interval_s):
+            self.commit(self.settled)
+            self.settled = {}
         return settled
 
     def commit(self, offsets: Offsets) -> None:
         """Commit asynchronously (a lost commit only means a redelivery)."""
+        self._committed_at = time.monotonic()
         self.uncommitted.update(offsets)
         self.consumer.commit_async(offsets, callback=self._committed)
 

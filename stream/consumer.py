@@ -15,8 +15,8 @@ For each batch returned by ``poll`` (at most ``KafkaSettings.max_poll_records``)
 4. the batch's Kafka offsets are committed once ALL those sends are acknowledged by the
    broker, in batch order (``stream.clients``): meanwhile the loop already polls and applies
    the next batches (at most ``max_in_flight`` wait), so acknowledgements cost no round trip
-   on the hot path. Commits are asynchronous (a lost one only means a redelivery) and
-   synchronous on shutdown.
+   on the hot path. Commits go out at most every ``commit_interval_ms``, asynchronously (a lost
+   one, or a crash before one, only means a redelivery), and synchronously on shutdown.
 
 A crash anywhere before step 4 redelivers the batch: its events are duplicates (no SQL
 change), the recommendations they triggered are read back and published again (flagged
@@ -82,6 +82,8 @@ class ConsumerOptions:
     send_timeout_s: float = 30.0
     max_in_flight: int = 3
     """Applied batches whose sends may await acknowledgement while the next ones are processed."""
+    commit_interval_ms: int = 200
+    """Settled batches' offsets are committed together at most this often (0: every batch)."""
     fetch_max_wait_ms: int | None = None
     """How long the broker may hold a fetch that found no records; None: by broker kind,
     adaptive on the embedded broker (``stream.fetch_wait``)."""
@@ -176,7 +178,8 @@ class StreamConsumer:
         """Fresh clients (topics ensured first); False, after a backoff, while the broker is away."""
         try:
             self._clients = Clients(self.kafka, self.options.client_id, self.options.send_timeout_s,
-                                   FetchWait(self.kafka, self.options.fetch_max_wait_ms))
+                                   FetchWait(self.kafka, self.options.fetch_max_wait_ms),
+                                   commit_interval_s=self.options.commit_interval_ms / 1000)
         except (KafkaError, BrokerUnavailable, OSError) as exc:
             delay = self._broker_backoff.next()
             log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)

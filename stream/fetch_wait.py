@@ -1,14 +1,21 @@
 """How long the broker may hold a fetch that found no records, per broker kind.
 
 Apache Kafka answers a held fetch as soon as records arrive, so there a long wait costs no
-latency and keeps an idle consumer quiet: kafka-python's default, 500 ms. The embedded broker
-(Tansu) holds an empty fetch for the whole wait even when records arrive meanwhile, so there
-the wait is added to delivery latency (compare ``python -m bench.stream --fetch-max-wait-ms N``
-for N = 5, 100, 500), and a short wait keeps an idle consumer busy (``python -m bench.idle``,
-bench/results/idle.md: consumer + broker idle at 5 ms ~22% of a core, at 100 ms ~3%). So on the
-embedded broker the wait adapts: 5 ms while records flow, 100 ms once the consumer has been
-idle for a second (the first event after a quiet spell may then wait up to 100 ms; the next
-ones don't).
+latency and keeps an idle consumer quiet: kafka-python's default, 500 ms. On the embedded
+broker (Tansu 0.6, in memory) the wait matters both ways:
+
+* a short wait keeps an idle consumer busy (``python -m bench.idle``, bench/results/idle.md:
+  consumer + broker idle at 5 ms ~22% of a core, at 100 ms ~3%);
+* every fetch that returns records costs the broker time in proportion to the record batches
+  already stored on the topic (``python -m bench.stream_transport --prefill 0 --prefill 20000``),
+  so while records flow, fewer fetches leave it more CPU. Measured at 500 events/s on 2 cores:
+  a bare consumer on a topic holding 20,000 records, delivery p99 412 ms with a 5 ms wait and
+  75 ms with 10 ms; kdrec's consumer (``python -m bench.stream --fetch-max-wait-ms N``), p99
+  56 ms with 5 ms and 39 ms with 10 ms (20, 50 and 100 ms: no better).
+
+So on the embedded broker the wait adapts: 10 ms while records flow, 100 ms once the consumer
+has been idle for a second (the first event after a quiet spell may then wait up to 100 ms;
+the next ones don't).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from stream.net import is_loopback, split_host_port
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_BUSY_MS = 5
+EMBEDDED_BUSY_MS = 10
 EMBEDDED_IDLE_MS = 100
 REMOTE_MS = 500
 IDLE_AFTER_S = 1.0

@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from core.settings import KafkaSettings
@@ -17,7 +19,7 @@ from store.engine import make_sessionmaker
 from store.models import CatalogItem
 from store.recommendations import latest_recommendations
 from stream.batch import Catalogue, apply_batch, decode_batch
-from stream.clients import Backoff
+from stream.clients import Backoff, Clients
 from stream.consumer import is_transient_db_error
 from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS, REMOTE_MS, FetchWait, embedded
 from stream.events import ClickEvent
@@ -107,9 +109,8 @@ def test_small_helpers() -> None:
 
 
 def test_fetch_wait_adapts_only_on_the_embedded_broker() -> None:
-    """The embedded broker holds an empty fetch for the whole wait (it adds to latency there):
-    short waits while records flow, longer once idle. Any other broker answers when records
-    arrive, so there the wait stays long and fixed."""
+    """On the embedded broker the wait adapts (short while records flow, longer once idle; see
+    stream.fetch_wait). On any other broker it stays long and fixed."""
     local = KafkaSettings(bootstrap_servers="127.0.0.1:19092,localhost:19093")
     assert embedded(local) and not embedded(KafkaSettings(bootstrap_servers="kafka:9092"))
     assert not embedded(local.model_copy(update={"embedded_broker": False}))
@@ -145,3 +146,25 @@ def test_the_real_kafka_python_keeps_an_adjustable_fetch_wait(kafka: KafkaSettin
         assert consumer._fetcher.config["fetch_max_wait_ms"] == EMBEDDED_IDLE_MS
     finally:
         consumer.close()
+
+
+def test_settled_offsets_are_committed_together_once_the_interval_passes(kafka: KafkaSettings) -> None:
+    """A settled batch's offsets wait for ``commit_interval_s``; ``wait=True`` (shutdown,
+    backlog) commits at once; the broker then reports them committed."""
+    clients = Clients(kafka, "t-commit-interval", send_timeout_s=10, commit_interval_s=3600)
+    try:
+        deadline = time.monotonic() + 30
+        while not clients.assignment() and time.monotonic() < deadline:
+            clients.poll(100)
+        partition = TopicPartition(kafka.events_topic, 0)
+        clients.publish([], [], {partition: OffsetAndMetadata(3, "", -1)})
+        assert len(clients.settle(wait=False, timeout_s=10)) == 1
+        assert clients.settled == {partition: OffsetAndMetadata(3, "", -1)} and not clients.uncommitted
+        clients.publish([], [], {partition: OffsetAndMetadata(5, "", -1)})
+        clients.settle(wait=True, timeout_s=10)
+        assert not clients.settled
+        while clients.consumer.committed(partition) != 5 and time.monotonic() < deadline:
+            clients.poll(100)
+        assert clients.consumer.committed(partition) == 5
+    finally:
+        clients.close(final_commit=False)
