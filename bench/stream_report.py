@@ -39,7 +39,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
                          f"{d['p50']} / {d['p95']} / {d['p99']} | {p['p50']} / {p['p95']} / {p['p99']} | "
                          f"{b['p50']} / {b['p95']} / {b['p99']} |")
     lines += ["", "The same latency by quarter of each run (events ordered by publish time). The embedded broker "
-              "(Tansu, in memory) spends time in proportion to the records already on a topic for every "
+              "(Tansu, in memory) spends time in proportion to the record batches already stored on a topic for every "
               "fetch that returns records, so its share grows as the topic fills "
               "(`python -m bench.stream_transport` shows it without kdrec):", "",
               "| backend | scenario | quarter | records on the topic by its end | row committed p50 / p95 / p99 | "

@@ -102,7 +102,7 @@ def render(rows: list[dict[str, Any]], seconds: float) -> str:
                       f"{r['max']} |" for r in rows)
     load = os.getloadavg()[0]
     return ("# Transport floor: publish -> poll, no processing\n\n"
-            f"`python -m bench.stream_transport`: the embedded broker over TCP, a producer process at a "
+            f"`python -m bench.stream_transport`: the embedded broker over TCP (a fresh one per row), a producer process at a "
             f"fixed rate for {seconds:g} s, a bare consumer that only polls. Machine: {os.cpu_count()} CPUs "
             f"(1-min load average {load:.2f} at the end), Python {platform.python_version()}.\n\n"
             "| fetch_max_wait_ms | records on the topic before | events/s | events | polls with records | "
@@ -126,11 +126,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     rows = []
-    with EmbeddedBroker(KafkaSettings(), port=free_port()) as broker:
-        for prefill in args.prefill or [0]:
-            for wait in args.fetch_max_wait_ms or [EMBEDDED_BUSY_MS]:
+    for prefill in args.prefill or [0]:
+        for wait in args.fetch_max_wait_ms or [EMBEDDED_BUSY_MS]:
+            with EmbeddedBroker(KafkaSettings(), port=free_port()) as broker:  # a fresh one per row
                 rows.append(probe(fresh_topics(broker), args.rate, args.seconds, wait, args.warmup, prefill))
-                log.info("%s", rows[-1])
+            log.info("%s", rows[-1])
     text = render(rows, args.seconds)
     write(RESULTS / "stream-transport", text, {"rows": rows, "seconds": args.seconds})
     print(text)

@@ -9,9 +9,10 @@ broker (Tansu 0.6, in memory) the wait matters both ways:
 * every fetch that returns records costs the broker time in proportion to the record batches
   already stored on the topic (``python -m bench.stream_transport --prefill 0 --prefill 20000``),
   so while records flow, fewer fetches leave it more CPU. Measured at 500 events/s on 2 cores:
-  a bare consumer on a topic holding 20,000 records, delivery p99 412 ms with a 5 ms wait and
-  75 ms with 10 ms; kdrec's consumer (``python -m bench.stream --fetch-max-wait-ms N``), p99
-  56 ms with 5 ms and 39 ms with 10 ms (20, 50 and 100 ms: no better).
+  a bare consumer on a topic holding 20,000 records, delivery p99 412-814 ms with a 5 ms wait
+  and 75-150 ms with 10 ms (three runs); kdrec's consumer (``python -m bench.stream
+  --fetch-max-wait-ms N``, one run each), p99 56 ms with 5 ms and 39 ms with 10 ms (20, 50
+  and 100 ms: no better).
 
 So on the embedded broker the wait adapts: 10 ms while records flow, 100 ms once the consumer
 has been idle for a second (the first event after a quiet spell may then wait up to 100 ms;

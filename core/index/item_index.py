@@ -31,9 +31,9 @@ over-fetch search runs with ``efSearch >= fetch``, the selector search with the 
 flat, 3,416 items (no exclusion: 5 ms), seen <= 50: 13 / 14 ms, <= 100: 19 / 21 ms,
 <= 200: 36 / 22 ms; flat, 50,000 items (no exclusion: 102 ms), seen <= 200: 134 / 159 ms;
 HNSW M=32, 50,000 random Gaussian items, seen <= 200: 224 ms, recall@10 0.984 / 251 ms, 0.941.
-``masked`` (same machine, 1 thread, D=64, 3,416 items, seen = 200 per query, k=10): 17 us per
-query at B=500 against 58 for ``auto``'s earlier choice (``selector``), the same ids
-(``python -m bench.index_search``).
+``masked`` (``python -m bench.index_search``, bench/results/index-search.md: 1 thread, D=64,
+3,416 items, k=10, per query): 12-20 us at B=500 and ~18 us at B=8, against 39-56 us for
+``selector`` and 43-100 us for ``overfetch``, the same items; at B=1 they are alike.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ IndexKind = Literal["flat", "hnsw"]
 Strategy = Literal["auto", "masked", "overfetch", "selector"]
 OVERFETCH_MAX = 128
 OVERFETCH_RATIO = 32
+MASKED_SCORES = 1 << 22
+"""Scores the ``masked`` strategy holds at once (16 MiB): queries are scored in chunks of
+``MASKED_SCORES // num_items``, so a large batch over a large catalogue stays bounded."""
 DEFAULT_EF_SEARCH = 128
 DEFAULT_EF_CONSTRUCTION = 80
 
@@ -140,7 +143,7 @@ class ItemIndex:
         if exclude is not None and len(exclude) != len(vectors):
             raise ValueError(f"{len(exclude)} exclusion sets for {len(vectors)} queries")
         k = max(1, int(k))
-        if exclude is not None and strategy in ("auto", "masked") and self.kind == "flat":
+        if exclude is not None and (strategy == "masked" or (strategy == "auto" and self.kind == "flat")):
             return self._search_masked(vectors, k, exclude)
         seen = [self._valid_ids(row) for row in exclude] if exclude is not None else None
         if not seen or not any(len(row) for row in seen):
@@ -150,8 +153,6 @@ class ItemIndex:
             fetch = k + max(len(row) for row in seen)
             cheap = fetch <= OVERFETCH_MAX or self.num_items >= OVERFETCH_RATIO * fetch
             strategy = "overfetch" if len(vectors) > 1 and cheap else "selector"
-        if strategy == "masked":
-            return self._search_masked(vectors, k, seen)
         if strategy == "overfetch":
             return self._search_overfetch(vectors, k, seen)
         if strategy == "selector":
@@ -194,14 +195,20 @@ class ItemIndex:
         excluded = np.fromiter(itertools.chain.from_iterable(exclude), dtype=np.int64, count=sum(lengths))
         rows = np.repeat(np.arange(len(exclude), dtype=np.int64), lengths)
         valid = (excluded >= 1) & (excluded <= self.num_items)  # padding and unknown ids are ignored
-        rows, excluded = rows[valid], excluded[valid]
+        rows, columns = rows[valid], row_of[excluded[valid]]
+        top = np.empty((len(vectors), k_eff), dtype=np.float32)
+        top_rows = np.empty((len(vectors), k_eff), dtype=np.int64)
+        chunk = max(1, MASKED_SCORES // max(self.num_items, 1))  # bounds the [chunk, n] score matrix
         with torch.inference_mode():
-            scores = torch.from_numpy(vectors) @ items.T  # [B, n], what IndexFlatIP computes
-            if len(rows):
-                scores[torch.from_numpy(rows), torch.from_numpy(row_of[excluded])] = -np.inf
-            top_scores, top_rows = torch.topk(scores, k_eff, dim=1)
-        top = top_scores.numpy()
-        return _padded(np.where(np.isneginf(top), -1, ids_of_row[top_rows.numpy()]), top, k)
+            for start in range(0, len(vectors), chunk):
+                stop = min(start + chunk, len(vectors))
+                scores = torch.from_numpy(vectors[start:stop]) @ items.T  # what IndexFlatIP computes
+                inside = (rows >= start) & (rows < stop)
+                if inside.any():
+                    scores[torch.from_numpy(rows[inside] - start), torch.from_numpy(columns[inside])] = -np.inf
+                values, positions = torch.topk(scores, k_eff, dim=1)
+                top[start:stop], top_rows[start:stop] = values.numpy(), positions.numpy()
+        return _padded(np.where(np.isneginf(top), -1, ids_of_row[top_rows]), top, k)
 
     def _search_overfetch(self, vectors: np.ndarray, k: int, seen: list[np.ndarray]) -> SearchResult:
         fetch = min(k + max(len(row) for row in seen), self.num_items)

@@ -91,3 +91,23 @@ def test_rejects_bad_shapes(flat: ItemIndex) -> None:
         flat.search(np.zeros((2, DIM), dtype=np.float32), 5, [set()])
     with pytest.raises(ValueError, match="unknown index kind"):
         ItemIndex.build(np.zeros((3, 4), dtype=np.float32), "ivf")  # type: ignore[arg-type]
+
+
+def test_masked_search_in_chunks_equals_brute_force(flat: ItemIndex, embeddings: np.ndarray,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch scored a few queries at a time (the bound for large catalogues) gives the same
+    answer, exclusions included."""
+    monkeypatch.setattr("core.index.item_index.MASKED_SCORES", 4 * NUM_ITEMS)  # 4 queries per chunk
+    rng = np.random.default_rng(11)
+    queries = rng.standard_normal((30, DIM)).astype(np.float32)
+    seen = seen_sets(rng, len(queries), 200)
+    result = flat.search(queries, 10, seen, strategy="masked")
+    assert_same_top_k(result, *brute_force(queries, embeddings, 10, seen), queries, embeddings)
+
+
+def test_masked_search_needs_a_flat_index() -> None:
+    embeddings = np.random.default_rng(2).standard_normal((9, 4)).astype(np.float32)
+    hnsw = ItemIndex.build(embeddings, "hnsw", hnsw_m=4)
+    with pytest.raises(ValueError, match="flat index"):
+        hnsw.search(np.ones((1, 4), dtype=np.float32), 3, [{1}], strategy="masked")
+    assert hnsw.search(np.ones((1, 4), dtype=np.float32), 3, [{1}]).ids.shape == (1, 3)  # auto: no masking
