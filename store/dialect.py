@@ -35,15 +35,11 @@ def among_bound(name: str, column: Any, parameter: str) -> ColumnElement[bool]:
     """``among`` for the dialect called ``name``, its values left to the bound parameter
     ``parameter`` (give it ``among_values(name, values)``): a statement built once and reused
     skips SQLAlchemy's construction and cache-key work on every batch."""
-    if name == "postgresql":
-        array = cast(bindparam(parameter, type_=postgresql.ARRAY(column.type)), postgresql.ARRAY(column.type))
-        return column == any_(array)
-    rows = func.json_each(bindparam(parameter)).table_valued("value")
-    return column.in_(select(rows.c.value))
+    return _among(name, column, parameter)
 
 
 def among_values(name: str, values: Collection[Any]) -> Any:
-    """The value of an ``among_bound`` parameter."""
+    """The value of an ``among`` parameter: a list on PostgreSQL, a JSON array on SQLite."""
     return list(values) if name == "postgresql" else json.dumps(list(values))
 
 
@@ -51,9 +47,13 @@ def among(session: Session, column: Any, values: Collection[Any]) -> ColumnEleme
     """``column IN values`` with a single parameter however many values there are (no SQLite
     variable limit, and one statement text whose plan is reused): PostgreSQL
     ``column = ANY(CAST(:array AS type[]))``, SQLite ``column IN (SELECT value FROM json_each(:json))``."""
-    if dialect_name(session) == "postgresql":
-        array = cast(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)),
-                     postgresql.ARRAY(column.type))
-        return column == any_(array)
-    rows = func.json_each(bindparam(None, json.dumps(list(values)))).table_valued("value")
+    name = dialect_name(session)
+    return _among(name, column, None, among_values(name, values))
+
+
+def _among(name: str, column: Any, parameter: str | None, value: Any = None) -> ColumnElement[bool]:
+    if name == "postgresql":
+        array = postgresql.ARRAY(column.type)
+        return column == any_(cast(bindparam(parameter, value, type_=array), array))
+    rows = func.json_each(bindparam(parameter, value)).table_valued("value")
     return column.in_(select(rows.c.value))

@@ -4,8 +4,7 @@ A serving process answers small batches (one request, or the few events of one c
 Intra-op parallelism cannot pay for itself on those, and idle OpenMP workers spin between
 calls, taking CPU from the broker and the database on the same machine. So serving runs with
 one thread each and scales out with processes (``docker compose up --scale consumer=N``).
-Measured with ``python -m bench.stream`` (2 cores, SQLite, 500 events/s): FAISS's default two
-OpenMP threads gave p99 56 ms, one thread 49 ms.
+``python -m bench.stream --threads N`` measures the consumer with N threads.
 """
 
 from __future__ import annotations
