@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import orjson
+
 
 @dataclass(frozen=True)
 class RecommendationMessage:
@@ -49,7 +51,7 @@ class RecommendationMessage:
                    "published_ms": self.published_ms, "consumed_ms": self.consumed_ms,
                    "recommended_ms": self.recommended_ms, "replayed": self.replayed,
                    "latency_ms": self.latency_ms}
-        return json.dumps(payload, separators=(",", ":")).encode()
+        return orjson.dumps(payload)  # compact, as json.dumps(separators=(",", ":")), ~5x faster
 
     @classmethod
     def from_json(cls, raw: bytes) -> RecommendationMessage:

@@ -45,3 +45,27 @@ def test_sqlite_pragmas_and_write_lock_taken_at_begin(tmp_path: Path) -> None:
     finally:
         engine.dispose()
         impatient.dispose()
+
+
+def test_json_columns_round_trip_numpy_values_and_read_older_text(sessions, engine) -> None:
+    """JSON columns (written by orjson): numpy scalars and int keys are stored as ``json.dumps``
+    would store them, and text that the standard library wrote (NaN included, on SQLite) reads."""
+    import numpy as np
+
+    from store.models import ModelVersion
+
+    with sessions.begin() as session:
+        version = ModelVersion(kind="student", artifact_path="a", config={"layers": np.int64(2), 7: "seven"},
+                               metrics={"ndcg@10": np.float64(0.1875), "curve": np.array([0.5, 0.25])})
+        session.add(version)
+    with sessions() as session:
+        stored = session.get(ModelVersion, version.id)
+        assert stored.config == {"layers": 2, "7": "seven"}
+        assert stored.metrics == {"ndcg@10": 0.1875, "curve": [0.5, 0.25]}
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE model_versions SET metrics = :m WHERE id = :i"),
+                               {"m": '{"ndcg@10": NaN, "hr@10": 0.5}', "i": version.id})
+        with sessions() as session:
+            metrics = session.get(ModelVersion, version.id).metrics
+            assert metrics["hr@10"] == 0.5 and metrics["ndcg@10"] != metrics["ndcg@10"]  # NaN
