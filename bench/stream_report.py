@@ -61,10 +61,15 @@ def tables(rows: list[dict[str, Any]]) -> str:
 
 
 def encode_flops(config: StudentConfig, length: int) -> float:
-    """Multiply-adds x 2 of one forward pass over ``length`` positions (linear layers + attention)."""
+    """Multiply-adds x 2 of one session encoding over ``length`` positions (linear layers +
+    attention): every layer but the last over all positions; the last one projects keys and
+    values for all of them but attends and runs its feed-forward for the last position only
+    (``Student.last_state``)."""
     d = config.hidden
-    per_token = 2 * (3 * d * d + d * d + 2 * 4 * d * d) + 2 * 2 * length * d
-    return float(per_token * length * config.num_layers)
+    attention = 2 * 2 * length * d  # scores and weighted values, per query
+    full = 2 * (3 * d * d + d * d + 2 * 4 * d * d) + attention  # per position
+    last = length * 2 * 3 * d * d + attention + 2 * (d * d + 2 * 4 * d * d)
+    return float(full * length * (config.num_layers - 1) + last)
 
 
 TARGET_EVENTS_PER_S = 5_000
