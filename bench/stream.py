@@ -47,7 +47,6 @@ from bench.stream_report import write_results
 from bench.stream_runs import Setup, latency, throughput
 from core.data.catalog import load_dataset as open_dataset
 from core.data.dataset import Dataset
-from core.index.threads import serving_threads
 from core.models.artifacts import load_model
 from core.models.student import Student
 from core.settings import KafkaSettings, StudentConfig, load_settings
@@ -196,7 +195,6 @@ def main() -> None:
     if args.produce:
         produce_at_rate(json.loads(sys.stdin.read()))
         return
-    serving_threads(args.threads)  # as kdrec consume does
     settings = load_settings()
     data = open_dataset(args.dataset, settings.data_dirs)
     rows: list[dict[str, Any]] = []

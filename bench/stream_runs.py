@@ -58,7 +58,7 @@ def run_consumer(setup: Setup, kafka: KafkaSettings, records: int, *, producer: 
     """One consumer until ``records`` records are processed; ``producer``: a fixed-rate
     producer process started once the consumer owns every partition."""
     options = ConsumerOptions(poll_timeout_ms=100, model_check_s=5.0, max_in_flight=setup.args.max_in_flight,
-                              fetch_max_wait_ms=setup.args.fetch_max_wait_ms)
+                              fetch_max_wait_ms=setup.args.fetch_max_wait_ms, threads=setup.args.threads)
     consumer = StreamConsumer(kafka, setup.serve, setup.sessions, setup.active,
                               sequence_length=setup.sequence_length, options=options)
     consumer.on_batch = lambda metrics: consumer.stop() if metrics.records >= records else None

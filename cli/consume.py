@@ -10,7 +10,6 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from cli.context import fail, friendly_errors, settings
-from core.index.threads import serving_threads
 from store.active import ActiveModel
 from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import current_revision, head_revision
@@ -45,7 +44,6 @@ def consume(
     batch finishes and is committed first.
     """
     config = settings()
-    serving_threads(threads)
     engine = create_engine_for(config.database_url)
     try:
         if current_revision(engine) != head_revision():
@@ -54,7 +52,7 @@ def consume(
         # Registry checks read only: on SQLite they must not take the write lock.
         active = ActiveModel(make_sessionmaker(engine, read_only=True), config.serve, check_every=0.0)
         options = ConsumerOptions(poll_timeout_ms=poll_timeout_ms, model_check_s=model_check,
-                                  fetch_max_wait_ms=fetch_max_wait_ms)
+                                  fetch_max_wait_ms=fetch_max_wait_ms, threads=threads)
         consumer = StreamConsumer(config.kafka, config.serve, sessions, active,
                                   sequence_length=config.sequence_length, options=options)
 

@@ -36,10 +36,8 @@ Model versions: the active student comes from ``store.active.ActiveModel``. By d
 background thread asks the registry every ``model_check_s`` and loads a newly promoted
 version completely off the hot path; the loop takes the loaded version once per batch, so a
 swap happens between batches, never inside one. Without an active student, events are still
-stored (recommendations are skipped; logged once).
-
-``stop()`` (the CLI calls it on SIGTERM/SIGINT) lets the current batch finish, commit, then
-closes the clients.
+stored (recommendations are skipped; logged once). ``stop()`` (the CLI calls it on
+SIGTERM/SIGINT) lets the current batch finish, commit, then closes the clients.
 """
 
 from __future__ import annotations
@@ -56,6 +54,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.index.threads import serving_threads
 from core.settings import KafkaSettings, ServeConfig
 from store.active import ActiveModel
 from store.versions import LoadedVersion
@@ -85,13 +84,13 @@ class ConsumerOptions:
     commit_interval_ms: int = 200
     """Settled batches' offsets are committed together at most this often (0: every batch)."""
     fetch_max_wait_ms: int | None = None
-    """How long the broker may hold a fetch that found no records; None: by broker kind,
-    adaptive on the embedded broker (``stream.fetch_wait``)."""
+    """Longest hold of an empty fetch; None: by broker kind (``stream.fetch_wait``)."""
     client_id: str = "kdrec-consumer"
+    threads: int = 1
+    """Student and FAISS threads, set by ``run()`` in its own thread (OpenMP's is per thread)."""
     freeze_gc: bool = True
-    """Once started (model and catalogue loaded), move every object alive to the garbage
-    collector's permanent generation (``gc.freeze``): full collections then skip them, instead of
-    pausing the loop (and the Kafka client's IO thread) for tens of milliseconds now and then."""
+    """Once the model is loaded, ``gc.freeze()`` everything alive: full collections then skip it
+    instead of pausing the loop (and the Kafka IO thread) for tens of milliseconds."""
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -145,6 +144,7 @@ class StreamConsumer:
     def run(self) -> ConsumerMetrics:
         watcher = ModelWatcher(self.active, self.options.model_check_s) \
             if self.options.background_model_loading else None
+        serving_threads(self.options.threads)
         self._current_model(check=True)  # load the active version (if any) before the first batch
         if self.options.freeze_gc:
             gc.collect()
