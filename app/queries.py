@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from store import job_runs, registry
+from store import job_runs, registry, skipped
 from store.models import CatalogItem, Event, ModelVersion, Recommendation, UserSequence
 
 HISTORIC_S = 3600.0
@@ -70,6 +70,15 @@ def recent_recommendations(session: Session, names: dict[int, str], limit: int =
                     "event → recs (ms)": latency if latency is not None and latency < HISTORIC_S * 1000 else None,
                     "event id": r.event_id})
     return pd.DataFrame(out)
+
+
+def skipped_batches(session: Session, limit: int = 20) -> tuple[int, int, pd.DataFrame]:
+    """(batches, offsets) the consumer skipped as undecodable, and the newest of them."""
+    batches, offsets = skipped.skipped_totals(session)
+    frame = pd.DataFrame([{"skipped (UTC)": s.skipped_at, "topic": s.topic, "partition": s.partition,
+                           "offsets": f"{s.first_offset}..{s.last_offset}", "records": s.count, "reason": s.reason}
+                          for s in skipped.recent_skips(session, limit)])
+    return batches, offsets, frame
 
 
 def event_rate(session: Session, since: datetime) -> pd.DataFrame:

@@ -212,3 +212,20 @@ class JobLock(Base):
     acquired_at: Mapped[datetime]
     renewed_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class SkippedRecords(Base):
+    """A record batch the consumer could not decode and skipped after its retries (``stream.poison``);
+    its bytes and reason went to the dead-letter topic. One row per batch, written in the
+    transaction of the consumer batch that skipped it (a redelivery writes nothing new)."""
+
+    __tablename__ = "skipped_records"
+    __table_args__ = (Index("ix_skipped_records_topic", "topic", "partition", "first_offset", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    partition: Mapped[int] = mapped_column(Integer)
+    first_offset: Mapped[int] = mapped_column(BigInteger)
+    last_offset: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    skipped_at: Mapped[datetime] = mapped_column(default=utcnow)

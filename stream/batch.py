@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.events import NewEvent, UnknownItemError, all_item_ids, append_events, reject_unknown_items
 from store.models import Recommendation
 from store.recommendations import NewRecommendation, write_recommendations
+from store.skipped import Skip, record_skips
 from store.versions import LoadedVersion
 from stream.events import ClickEvent, Rejection, decode
 from stream.metrics import ConsumerMetrics
+from stream.poison import PoisonBatch
 from stream.recommendations import RecommendationMessage
 
 log = logging.getLogger(__name__)
@@ -116,11 +118,21 @@ class Applied:
     messages: list[RecommendationMessage] = field(default_factory=list)
 
 
+def skip_rejection(batch: PoisonBatch) -> Rejection:
+    """The dead-letter reason of a skipped, undecodable record batch."""
+    return Rejection("undecodable_batch", batch.reason)
+
+
 def apply_batch(sessions: sessionmaker[Session], valid: Sequence[tuple[Record, ClickEvent]],
                 model: LoadedVersion | None, *, top_k: int, sequence_length: int,
-                consumed_ms: int, metrics: ConsumerMetrics) -> Applied:
-    """Store the events and the touched users' recommendations in one transaction."""
+                consumed_ms: int, metrics: ConsumerMetrics, skipped: Sequence[PoisonBatch] = ()) -> Applied:
+    """Store the events, the touched users' recommendations and the batches skipped as
+    undecodable (``stream.poison``) in one transaction."""
+    skips = [Skip(b.topic, b.partition, b.offset, b.last_offset, b.reason) for b in skipped]
     if not valid:
+        if skips:
+            with sessions.begin() as session:
+                record_skips(session, skips)
         return Applied()
     events = [NewEvent(e.event_id, e.user_id, e.item_id, e.ts, e.type) for _, e in valid]
     trigger: dict[int, tuple[Record, ClickEvent]] = {}
@@ -132,6 +144,7 @@ def apply_batch(sessions: sessionmaker[Session], valid: Sequence[tuple[Record, C
         with metrics.stage("sql"):
             # Items were checked against the catalogue when decoding.
             result = append_events(session, events, sequence_length=sequence_length, check_items=False)
+            record_skips(session, skips)
         applied = Applied(result.inserted, result.duplicates, len(result.touched_users),
                           model.version_id if model else None)
         rows = _recommend(model, result.touched_users, result.sequences, trigger, top_k, metrics) \

@@ -32,6 +32,7 @@ from stream.dlq import DeadLetters, Source
 from stream.events import Rejection
 from stream.fetch_wait import FetchWait
 from stream.net import any_reachable
+from stream.poison import PoisonPolicy, guard
 from stream.producer import producer_options
 from stream.recommendations import RecommendationMessage
 from stream.topics import ensure_topics
@@ -123,15 +124,18 @@ class Flusher:
 
 
 def next_offsets(polled: Polled) -> Offsets:
-    """The offsets to commit once every record of ``polled`` is applied."""
-    return {partition: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for partition, batch in polled.items()}
+    """The offsets to commit once every record of ``polled`` is applied (a skipped batch, last in
+    its partition's list, names its own next offset)."""
+    return {partition: OffsetAndMetadata(getattr(batch[-1], "next_offset", batch[-1].offset + 1), "", -1)
+            for partition, batch in polled.items()}
 
 
 class Clients:
     """The consumer group member and the output producer (see the module docstring)."""
 
     def __init__(self, kafka: KafkaSettings, client_id: str, send_timeout_s: float = 30.0,
-                 fetch_wait: FetchWait | None = None, commit_interval_s: float = 0.0) -> None:
+                 fetch_wait: FetchWait | None = None, commit_interval_s: float = 0.0,
+                 poison: PoisonPolicy | None = None) -> None:
         self.kafka = kafka
         self.commit_interval_s = commit_interval_s
         servers = kafka.bootstrap_servers
@@ -145,6 +149,11 @@ class Clients:
             session_timeout_ms=kafka.session_timeout_ms, heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             fetch_max_wait_ms=self.fetch_wait.current_ms)
         self.fetch_wait.attach(self.consumer)
+        try:
+            guard(self.consumer, poison or PoisonPolicy())
+        except BaseException:
+            self.consumer.close(autocommit=False)
+            raise
         try:
             # Records wait (long linger) until the flusher thread flushes a whole consumer batch,
             # and record batches are large: the sender thread wakes up a few times per consumer

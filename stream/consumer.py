@@ -58,11 +58,12 @@ from core.index.threads import serving_threads
 from core.settings import KafkaSettings, ServeConfig
 from store.active import ActiveModel
 from store.versions import LoadedVersion
-from stream.batch import Applied, Catalogue, Decoded, apply_batch, decode_batch, now_ms
+from stream.batch import Applied, Catalogue, Decoded, apply_batch, decode_batch, now_ms, skip_rejection
 from stream.clients import Backoff, BrokerUnavailable, Clients, InFlight, Polled, next_offsets
 from stream.fetch_wait import FetchWait
 from stream.metrics import ConsumerMetrics
 from stream.model_watch import ModelWatcher
+from stream.poison import PoisonBatch, PoisonPolicy, PoisonRetry
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class ConsumerOptions:
     client_id: str = "kdrec-consumer"
     threads: int = 1
     """Student and FAISS threads, set by ``run()`` in its own thread (OpenMP's is per thread)."""
+    poison_attempts: int = 3
+    """Polls that may fail on one undecodable record batch before it is skipped (``stream.poison``)."""
     freeze_gc: bool = True
     """Once the model is loaded, ``gc.freeze()`` everything alive: full collections then skip it
     instead of pausing the loop (and the Kafka IO thread) for tens of milliseconds."""
@@ -118,6 +121,9 @@ class StreamConsumer:
         self._clients: Clients | None = None
         self._db_backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
         self._broker_backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
+        self._poison_backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
+        self.poison = PoisonPolicy(options.poison_attempts)
+        """Decoding failures per batch; outlives reconnects, so a skip is never postponed by them."""
         self._probed_at = time.monotonic()
         self._warned_no_model = False
         self._was_connected = False
@@ -179,7 +185,7 @@ class StreamConsumer:
         try:
             self._clients = Clients(self.kafka, self.options.client_id, self.options.send_timeout_s,
                                    FetchWait(self.kafka, self.options.fetch_max_wait_ms),
-                                   commit_interval_s=self.options.commit_interval_ms / 1000)
+                                   commit_interval_s=self.options.commit_interval_ms / 1000, poison=self.poison)
         except (KafkaError, BrokerUnavailable, OSError) as exc:
             delay = self._broker_backoff.next()
             log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)
@@ -224,7 +230,13 @@ class StreamConsumer:
         clients = self._clients
         assert clients is not None
         started = time.perf_counter()
-        polled = clients.poll(self.options.poll_timeout_ms)
+        try:
+            polled = clients.poll(self.options.poll_timeout_ms)
+        except PoisonRetry:  # logged where it was decoded
+            self.metrics.poison_retries = self.poison.retries
+            self._sleep(self._poison_backoff.next())
+            return
+        self._poison_backoff.reset()
         waited = time.perf_counter() - started
         if not polled:
             self._settled(clients.settle(wait=False, timeout_s=self.options.send_timeout_s))
@@ -243,6 +255,9 @@ class StreamConsumer:
     def _process(self, clients: Clients, polled: Polled) -> Applied | None:
         """Apply, publish and commit one batch; None when it must be retried (DB unavailable)."""
         records = [record for batch in polled.values() for record in batch]
+        skipped = [record for record in records if isinstance(record, PoisonBatch)]
+        if skipped:
+            records = [record for record in records if not isinstance(record, PoisonBatch)]
         consumed = now_ms()
         model = self._current_model()
         if model is None and not self._warned_no_model:
@@ -253,7 +268,7 @@ class StreamConsumer:
                 decoded = decode_batch(records, self.catalogue, self.kafka.max_event_bytes)
             applied = apply_batch(self.sessions, decoded.valid, model, top_k=self.serve.top_k,
                                   sequence_length=self.sequence_length, consumed_ms=consumed,
-                                  metrics=self.metrics)
+                                  metrics=self.metrics, skipped=skipped)
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
@@ -263,11 +278,12 @@ class StreamConsumer:
         with self.metrics.stage("publish"):
             served = {message.user_id for message in applied.messages}
             stamps = [record.timestamp for record, event in decoded.valid if event.user_id in served]
-            clients.publish(decoded.rejected, applied.messages, next_offsets(polled), payload=stamps)
+            rejected = decoded.rejected + [(batch, skip_rejection(batch)) for batch in skipped]
+            clients.publish(rejected, applied.messages, next_offsets(polled), payload=stamps)
         with self.metrics.stage("commit"):
             wait = len(clients.in_flight) > self.options.max_in_flight
             self._settled(clients.settle(wait, self.options.send_timeout_s))
-        self._count(records, decoded, applied)
+        self._count(records, decoded, applied, skipped)
         return applied
 
     def _settled(self, batches: list[InFlight]) -> None:
@@ -286,9 +302,12 @@ class StreamConsumer:
         clients.seek_back(polled)
         self._sleep(delay)
 
-    def _count(self, records: list, decoded: Decoded, applied: Applied) -> None:
+    def _count(self, records: list, decoded: Decoded, applied: Applied, skipped: list[PoisonBatch]) -> None:
         m = self.metrics
         m.records += len(records)
+        m.skipped_batches += len(skipped)
+        m.skipped_offsets += sum(batch.count for batch in skipped)
+        m.poison_retries = self.poison.retries
         m.valid += len(decoded.valid)
         m.rejected += len(decoded.rejected)
         m.inserted += applied.inserted

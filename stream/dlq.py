@@ -12,6 +12,11 @@ them), and kdrec adds:
   ``invalid_field``, ``oversized``, ``unknown_item``, ``empty``, or a caller's own);
 * ``kdrec.source``: ``"<topic>:<partition>:<offset>"`` of the original record, when known;
 * ``kdrec.failed_at``: epoch milliseconds when it was dead-lettered, as decimal text.
+
+A record batch the consumer could not decode at all (``stream.poison``) becomes ONE dead letter
+with code ``undecodable_batch``: its value is the raw record batch as the broker sent it (when at
+most ``stream.poison.MAX_RAW_BATCH_BYTES``; else no value), and ``kdrec.skipped_offsets`` says which offsets
+were skipped, as ``"<first>-<last>"``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ HEADER_REASON = "kdrec.reason"
 HEADER_ERROR = "kdrec.error"
 HEADER_SOURCE = "kdrec.source"
 HEADER_FAILED_AT = "kdrec.failed_at"
+HEADER_SKIPPED = "kdrec.skipped_offsets"
 KDREC_HEADERS = (HEADER_REASON, HEADER_ERROR, HEADER_SOURCE, HEADER_FAILED_AT)
 MAX_REASON_BYTES = 1000
 
@@ -95,6 +101,8 @@ class DeadLetter:
     failed_at_ms: int | None
     headers: tuple[tuple[str, bytes], ...]
     """The original record's headers."""
+    skipped: tuple[int, int] | None = None
+    """First and last offset of a skipped, undecodable batch."""
 
     @classmethod
     def from_record(cls, record: object) -> DeadLetter:
@@ -106,4 +114,13 @@ class DeadLetter:
                    reason=found.get(HEADER_REASON, ""), code=found.get(HEADER_ERROR, ""),
                    source=Source.parse(found[HEADER_SOURCE]) if HEADER_SOURCE in found else None,
                    failed_at_ms=int(found[HEADER_FAILED_AT]) if HEADER_FAILED_AT in found else None,
-                   headers=tuple((n, v) for n, v in headers if n not in KDREC_HEADERS))
+                   headers=tuple((n, v) for n, v in headers if n not in KDREC_HEADERS),
+                   skipped=_offsets(headers))
+
+
+def _offsets(headers: Headers) -> tuple[int, int] | None:
+    for name, value in headers:
+        if name == HEADER_SKIPPED and value:
+            first, last = value.decode().split("-")
+            return int(first), int(last)
+    return None

@@ -55,6 +55,11 @@ class ConsumerMetrics:
     recommendations: int = 0
     republished: int = 0
     batch_retries: int = 0
+    poison_retries: int = 0
+    """Polls that failed on a record batch that could not be decoded (retried after a backoff)."""
+    skipped_batches: int = 0
+    skipped_offsets: int = 0
+    """Offsets of undecodable batches skipped (each dead-lettered and recorded in SQL)."""
     broker_outages: int = 0
     broker_recoveries: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
@@ -114,7 +119,9 @@ class ConsumerMetrics:
         return {"batches": self.batches, "records": self.records, "valid": self.valid,
                 "rejected": self.rejected, "inserted": self.inserted, "duplicates": self.duplicates,
                 "recommendations": self.recommendations, "republished": self.republished,
-                "batch_retries": self.batch_retries, "broker_outages": self.broker_outages, "broker_recoveries": self.broker_recoveries,
+                "batch_retries": self.batch_retries, "broker_outages": self.broker_outages,
+                "broker_recoveries": self.broker_recoveries, "poison_retries": self.poison_retries,
+                "skipped_batches": self.skipped_batches, "skipped_offsets": self.skipped_offsets,
                 "active_seconds": busy, "longest_gap_s": self.longest_gap_s,
                 "stage_seconds": dict(self.stage_seconds), "latency": self.latency_summary(),
                 "model_versions": dict(self.model_versions)}

@@ -33,6 +33,19 @@ def show_lag() -> None:
                                for r in rows]), hide_index=True, width="stretch")
 
 
+def show_skipped() -> None:
+    with store.sessions() as session:
+        batches, offsets, frame = queries.skipped_batches(session)
+    if not batches:
+        st.caption("No record batch skipped: every batch on the events topic was decoded.")
+        return
+    st.subheader("Skipped record batches")
+    st.error(f"{batches:,} record batch(es) ({offsets:,} offsets) could not be decoded and were skipped after "
+             f"their retries. Each went to the dead-letter topic `{config.kafka.dlq_topic}` with its raw bytes "
+             "and reason (code `undecodable_batch`).")
+    st.dataframe(frame, hide_index=True, width="stretch")
+
+
 @st.fragment(run_every=3.0 if auto else None)
 def live() -> None:
     names = ui.titles(store.url, store.counts["items"])
@@ -65,6 +78,7 @@ def live() -> None:
             st.caption(f"{historic:,} recommendations triggered by replayed historic events (event time more "
                        "than an hour before) are left out of the latency chart.")
     show_lag()
+    show_skipped()
     ev, rc = st.columns(2)
     with ev:
         st.subheader("Latest events")

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
 from core.models.student import Student
 from core.settings import ServeConfig, StudentConfig
 from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import upgrade
+from store.models import SkippedRecords
+from store.skipped import Skip, record_skips
 from store.versions import new_artifact_folder, publish
 from tests.app.conftest import APP, point_at
 from tests.app.world import World, build_world, empty_world
@@ -64,6 +67,27 @@ def test_live_and_models_pages_render(app_env: World) -> None:
     assert list(sizes["model"].str.split().str[0]) == ["student", "teacher"]
     student, teacher = sizes["params"].tolist()
     assert 0 < student < teacher
+
+
+def test_live_page_shows_skipped_record_batches(app_env: World) -> None:
+    engine = create_engine_for(app_env.database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        with sessions.begin() as session:
+            record_skips(session, [Skip("kdrec.events", 2, 40, 59, "record batch kdrec.events:2 offsets 40..59 "
+                                        "could not be decoded after 3 attempts (lz4 missing); skipped")])
+        live = run_page("pages/live.py")
+        assert not live.exception
+        assert "Skipped record batches" in [h.value for h in live.subheader]
+        assert "1 record batch(es) (20 offsets)" in texts(live)
+        assert any("offsets" in df.value and list(df.value["offsets"]) == ["40..59"] for df in live.dataframe)
+    finally:
+        with sessions.begin() as session:
+            session.execute(delete(SkippedRecords))
+        engine.dispose()
+    live = run_page("pages/live.py")
+    assert "Skipped record batches" not in [h.value for h in live.subheader]
+    assert any("No record batch skipped" in c.value for c in live.caption)
 
 
 def test_a_click_with_the_broker_down_says_so(app_env: World) -> None:
