@@ -35,6 +35,10 @@ def consume(
     threads: int = typer.Option(1, min=1, help="CPU threads for the student (torch) and the FAISS search. "
                                                "One is fastest for per-event batches; run more consumer "
                                                "processes to use more cores."),
+    poison_attempts: int = typer.Option(3, min=1, help="Polls that may fail on one record batch the client "
+                                                       "cannot decode (unknown codec, corrupt payload, bad "
+                                                       "CRC) before it is skipped: it then goes to the "
+                                                       "dead-letter topic with its offsets and reason."),
 ) -> None:
     """Join the consumer group and apply click events to SQL, writing each touched user's top-K.
 
@@ -52,7 +56,8 @@ def consume(
         # Registry checks read only: on SQLite they must not take the write lock.
         active = ActiveModel(make_sessionmaker(engine, read_only=True), config.serve, check_every=0.0)
         options = ConsumerOptions(poll_timeout_ms=poll_timeout_ms, model_check_s=model_check,
-                                  fetch_max_wait_ms=fetch_max_wait_ms, threads=threads)
+                                  fetch_max_wait_ms=fetch_max_wait_ms, threads=threads,
+                                  poison_attempts=poison_attempts)
         consumer = StreamConsumer(config.kafka, config.serve, sessions, active,
                                   sequence_length=config.sequence_length, options=options)
 
@@ -67,6 +72,7 @@ def consume(
     summary = metrics.snapshot()
     typer.echo(f"stopped after {summary['batches']} batches: {summary['records']} records, "
                f"{summary['inserted']} new events, {summary['duplicates']} duplicates, "
-               f"{summary['rejected']} dead-lettered, {summary['recommendations']} recommendations")
+               f"{summary['rejected']} dead-lettered, {summary['skipped_batches']} undecodable batches skipped "
+               f"({summary['skipped_offsets']} offsets), {summary['recommendations']} recommendations")
     if metrics_json:
         typer.echo(json.dumps(summary, default=float))

@@ -18,6 +18,12 @@ For each batch returned by ``poll`` (at most ``KafkaSettings.max_poll_records``)
    on the hot path. Commits go out at most every ``commit_interval_ms``, asynchronously (a lost
    one, or a crash before one, only means a redelivery), and synchronously on shutdown.
 
+Poison pills: a record batch the client cannot decode (a codec without its library, a corrupt
+payload, a failed CRC) is fetched again up to ``poison_attempts`` times with backoff, then
+skipped: one dead letter with its raw bytes, offsets and reason, a ``skipped_records`` row in
+the batch's transaction, a log line and the ``skipped_*`` metrics (``stream.poison``). The
+partition goes on with the next offsets. A record that is not a valid event is step 1's.
+
 A crash anywhere before step 4 redelivers the batch: its events are duplicates (no SQL
 change), the recommendations they triggered are read back and published again (flagged
 ``replayed``), rejected records are dead-lettered again. So SQL holds every event exactly
@@ -171,9 +177,10 @@ class StreamConsumer:
             if watcher is not None:
                 watcher.stop()
             self._disconnect(final_commit=True)
-            log.info("consumer stopped: %d batches, %d events (%d new, %d duplicates, %d rejected)",
-                     self.metrics.batches, self.metrics.records, self.metrics.inserted,
-                     self.metrics.duplicates, self.metrics.rejected)
+            m = self.metrics
+            log.info("consumer stopped: %d batches, %d events (%d new, %d duplicates, %d rejected); "
+                     "%d undecodable batches skipped (%d offsets)", m.batches, m.records, m.inserted,
+                     m.duplicates, m.rejected, m.skipped_batches, m.skipped_offsets)
         return self.metrics
 
     def _sleep(self, seconds: float) -> None:
