@@ -74,6 +74,11 @@ class TeacherConfig(_Frozen):
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     mask_prob: float = Field(default=0.2, gt=0.0, lt=1.0)
     pretrained: bool = True
+    items: Literal["free", "text+id", "text"] = "free"
+    """How the teacher represents items: ``free``, an embedding table that starts from the LM's
+    text encodings and is then learnt freely; ``text+id``, a learnt adaptor of the (fixed) text
+    encodings plus an ID embedding that starts at zero (UniSRec/Recformer's text + ID idea), so a
+    rarely seen item stays close to what its text says; ``text``, the adaptor alone."""
 
 
 class StudentConfig(_Frozen):

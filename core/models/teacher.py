@@ -1,10 +1,15 @@
 """The teacher: the transformer layers of a pre-trained BERT-family LM, with items as tokens.
 
-Item embeddings start from the LM's own mean-pooled encoding of each item's text (centred, so
-the direction every sentence shares is removed, and rescaled to the norm of the LM's word
-embeddings); position embeddings and the embedding LayerNorm start from the LM's (the LM's
-token-type-0 vector folded into the positions). ``pretrained=False`` builds the same
-architecture from random init: the "what pre-training adds" baseline.
+Items are represented as ``TeacherConfig.items`` says. ``free``: an embedding table that starts
+from the LM's own mean-pooled encoding of each item's text (centred, so the direction every
+sentence shares is removed, and rescaled to the norm of the LM's word embeddings) and is then
+learnt freely. ``text+id``: those text features stay fixed; an item's vector is a learnt linear
+adaptor of them (starting as the identity) plus an ID embedding (starting at zero), so an item
+seen a handful of times stays near what its text says while a frequent one learns its own
+offset. ``text``: the adaptor alone. Position embeddings and the embedding LayerNorm start from
+the LM's (the LM's token-type-0 vector folded into the positions). ``pretrained=False`` builds
+the same architecture from random init (random text features): the "what pre-training adds"
+baseline.
 """
 
 from __future__ import annotations
@@ -62,6 +67,15 @@ class LMTeacher(SequenceModel):
         hidden = lm_config.hidden_size
         tokens = num_items + (2 if config.objective == "cloze" else 1)
         self.item_embedding = nn.Embedding(tokens, hidden, padding_idx=0)
+        self.adaptor: nn.Linear | None = None
+        if config.items != "free":
+            # Fixed text features (row 0 and the mask token's: zero); saved with the model, so a
+            # trained teacher loads without re-reading the texts. Shift and scale are kept for
+            # items a refit adds.
+            self.register_buffer("text_features", torch.zeros(tokens, hidden))
+            self.register_buffer("text_shift", torch.zeros(hidden))
+            self.register_buffer("text_scale", torch.ones(()))
+            self.adaptor = nn.Linear(hidden, hidden, bias=False)
         self.position_embedding = nn.Embedding(config.max_len, hidden)
         self.input_norm = nn.LayerNorm(hidden, eps=lm_config.layer_norm_eps)
         self.embed_drop = nn.Dropout(config.dropout)
@@ -72,9 +86,22 @@ class LMTeacher(SequenceModel):
             nn.init.normal_(table.weight, std=std)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
+            if self.adaptor is not None:
+                self.adaptor.weight.copy_(torch.eye(hidden))
+                self.item_embedding.weight.zero_()  # the ID part starts at nothing
+                self.text_features[1: num_items + 1].normal_(std=std)  # random init; the LM's replace them
+        if config.items == "text":
+            self.item_embedding.weight.requires_grad_(False)
+
+    def item_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        """Input vectors of the tokens ``ids`` (rows of ``token_embeddings()``, computed for just these)."""
+        x = self.item_embedding(ids)
+        if self.adaptor is not None:
+            x = x + self.adaptor(self.text_features[ids])
+        return x
 
     def hidden_states(self, inputs: torch.Tensor) -> torch.Tensor:
-        x = self.item_embedding(inputs) + self.position_embedding(positions(inputs))
+        x = self.item_vectors(inputs) + self.position_embedding(positions(inputs))
         x = self.embed_drop(self.input_norm(x))
         mask = additive_mask(attention_allowed(inputs, causal=self.objective == "causal"), x.dtype)
         for layer in self.layers:
@@ -83,7 +110,9 @@ class LMTeacher(SequenceModel):
         return x
 
     def token_embeddings(self) -> torch.Tensor:
-        return self.item_embedding.weight
+        if self.adaptor is None:
+            return self.item_embedding.weight
+        return self.item_embedding.weight + self.adaptor(self.text_features)
 
     def spec(self) -> dict[str, Any]:
         return {"kind": self.kind, "num_items": self.num_items, "config": self.config.model_dump(),
@@ -110,9 +139,16 @@ class LMTeacher(SequenceModel):
         self.input_norm.load_state_dict(embeddings.LayerNorm.state_dict())
         words = embeddings.word_embeddings.weight
         target_norm = words.norm(dim=1).mean()
-        centred = text_encodings - text_encodings.mean(dim=0, keepdim=True)
-        scaled = centred * (target_norm / centred.norm(dim=1).mean().clamp(min=1e-8))
-        self.item_embedding.weight[1: self.num_items + 1] = scaled.to(self.item_embedding.weight.dtype)
+        shift = text_encodings.mean(dim=0)
+        centred = text_encodings - shift
+        scale = target_norm / centred.norm(dim=1).mean().clamp(min=1e-8)
+        scaled = (centred * scale).to(self.item_embedding.weight.dtype)
+        if self.adaptor is None:
+            self.item_embedding.weight[1: self.num_items + 1] = scaled
+        else:
+            self.text_features[1: self.num_items + 1] = scaled
+            self.text_shift.copy_(shift)
+            self.text_scale.fill_(float(scale))
         if self.mask_token is not None and mask_token_id is not None:
             self.item_embedding.weight[self.mask_token] = words[mask_token_id]
 

@@ -1,11 +1,15 @@
 """Warm-start a teacher refit from a trained teacher, over a catalogue that may have grown.
 
-The refit keeps everything the trained teacher learned (transformer layers, positions, the
-embedding norm and the item rows it already has) and gives each item it has never seen the
-same kind of start that training gives every item: the LM's mean-pooled encoding of the item's
-text, centred over the whole catalogue (as ``LMTeacher.load_language_model`` does) and scaled
-to the mean norm of the learned item rows, so new items start on the learned rows' scale. For
-a cloze teacher the mask token row moves to the end of the larger table.
+The refit continues the trained teacher in its own architecture (its layers, input length,
+objective and item representation; the settings' differing values are logged and apply to the
+next teacher trained from the LM) and keeps everything it learned (transformer layers,
+positions, the embedding norm, the adaptor and the item rows it already has). Each item it has
+never seen gets the same kind of start that training gives every item. A ``free`` teacher: the
+LM's mean-pooled encoding of the item's text, centred over the whole catalogue (as
+``LMTeacher.load_language_model`` does) and scaled to the mean norm of the learned item rows, so
+new items start on the learned rows' scale. A text teacher: its text features, shifted and
+scaled exactly as the trained items' were, and a zero ID row. For a cloze teacher the mask token
+row moves to the end of the larger table.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from core.training.recipes import TrainResult, valid_subset
 from core.training.trainer import fit, seed_everything
 
 log = logging.getLogger(__name__)
-ARCHITECTURE = ("checkpoint", "objective", "max_len", "num_layers")
-"""TeacherConfig fields that must match for a trained teacher to be refitted in place."""
+ARCHITECTURE = ("checkpoint", "objective", "max_len", "num_layers", "items")
+"""TeacherConfig fields that a refit takes from the trained teacher, not from the settings."""
+PER_ITEM = ("item_embedding.weight", "text_features")
+"""State entries with one row per token: copied row by row into the larger table."""
 
 
 def text_rows(encodings: torch.Tensor, target_norm: float | torch.Tensor) -> torch.Tensor:
@@ -50,21 +56,30 @@ def extend_teacher(trained: LMTeacher, item_texts: Sequence[str], text_cache: Pa
     if new < old:
         raise ValueError(f"the catalogue shrank from {old} to {new} items; a refit cannot drop items")
     teacher = LMTeacher(config or trained.config, new, trained.bert_config)
-    state = {name: value for name, value in trained.state_dict().items() if name != "item_embedding.weight"}
+    trained_state = trained.state_dict()
+    per_item = [name for name in PER_ITEM if name in trained_state]
+    state = {name: value for name, value in trained_state.items() if name not in per_item}
     missing, unexpected = teacher.load_state_dict(state, strict=False)
-    if missing != ["item_embedding.weight"] or unexpected:
+    if sorted(missing) != sorted(per_item) or unexpected:
         raise ValueError(f"cannot warm-start: missing {missing}, unexpected {unexpected}")
-    learned = trained.item_embedding.weight
-    table = teacher.item_embedding.weight
-    table[: old + 1] = learned[: old + 1]
+    target = teacher.state_dict()
+    for name in per_item:
+        learned, table = trained_state[name], target[name]
+        table[: old + 1] = learned[: old + 1]
+        if trained.mask_token is not None and teacher.mask_token is not None:
+            table[teacher.mask_token] = learned[trained.mask_token]
     if new > old:
         encodings = encode_texts(resolve_checkpoint(trained.config.checkpoint), list(item_texts), text_cache)
         if len(encodings) != new:
             raise ValueError(f"{len(encodings)} text encodings for {new} items")
-        rows = text_rows(encodings.to(table.dtype), learned[1: old + 1].norm(dim=1).mean())
-        table[old + 1: new + 1] = rows[old:]
-    if trained.mask_token is not None and teacher.mask_token is not None:
-        table[teacher.mask_token] = learned[trained.mask_token]
+        if teacher.adaptor is None:
+            table = teacher.item_embedding.weight
+            rows = text_rows(encodings.to(table.dtype), trained.item_embedding.weight[1: old + 1].norm(dim=1).mean())
+            table[old + 1: new + 1] = rows[old:]
+        else:  # as the trained items were read: same shift and scale; the ID rows stay zero
+            features = (encodings[old:] - teacher.text_shift) * teacher.text_scale
+            teacher.text_features[old + 1: new + 1] = features.to(teacher.text_features.dtype)
+            teacher.item_embedding.weight[old + 1: new + 1] = 0.0
     log.info("teacher warm-started over %d items (%d new, started from their text)", new, new - old)
     return teacher.train(trained.training)
 
@@ -90,15 +105,24 @@ def compatible(trained: SequenceModel, config: TeacherConfig) -> str | None:
     return None
 
 
+def in_architecture_of(trained: LMTeacher, config: TeacherConfig) -> TeacherConfig:
+    """``config`` with the architecture fields (``ARCHITECTURE``) of ``trained``."""
+    return config.model_copy(update={name: getattr(trained.config, name) for name in ARCHITECTURE})
+
+
 def refit_start(trained: SequenceModel | None, config: TeacherConfig, item_texts: Sequence[str],
                 text_cache: Path | None) -> tuple[LMTeacher, str]:
-    """The teacher a refit starts from and how: warm from ``trained`` when compatible, else from the LM."""
-    if trained is not None:
+    """The teacher a refit starts from and how: warm from a trained LM teacher, in its own
+    architecture; from the LM when there is none."""
+    if isinstance(trained, LMTeacher):
         reason = compatible(trained, config)
-        if reason is None:
-            return extend_teacher(trained, item_texts, text_cache, config), "warm"
-        log.warning("cold start: the trained teacher cannot be refitted (%s)", reason)
-        return build_teacher(config, item_texts, text_cache), f"cold ({reason})"
+        if reason is not None:
+            log.info("the refit continues the trained teacher in its own architecture (%s); `kdrec train "
+                     "teacher` trains one as the settings say", reason)
+        return extend_teacher(trained, item_texts, text_cache, in_architecture_of(trained, config)), "warm"
+    if trained is not None:
+        log.warning("cold start: %s cannot be refitted as a teacher", compatible(trained, config))
+        return build_teacher(config, item_texts, text_cache), f"cold ({compatible(trained, config)})"
     return build_teacher(config, item_texts, text_cache), "cold (no trained teacher)"
 
 

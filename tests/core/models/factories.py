@@ -16,7 +16,7 @@ from core.settings import StudentConfig, TeacherConfig
 ITEMS = 40
 MAX_LEN = 12
 GENRES = ("Drama", "Comedy", "Horror", "Animation", "Thriller")
-KINDS = ("student", "teacher", "teacher-cloze", "teacher-random")
+KINDS = ("student", "teacher", "teacher-cloze", "teacher-random", "teacher-text+id", "teacher-text")
 
 
 def item_texts(n: int = ITEMS) -> list[str]:
@@ -31,7 +31,9 @@ def student_config(**overrides: object) -> StudentConfig:
 def teacher_config(kind: str = "teacher", **overrides: object) -> TeacherConfig:
     base: dict[str, object] = {"num_layers": 1, "max_len": MAX_LEN, "dropout": 0.1,
                                "objective": "cloze" if kind == "teacher-cloze" else "causal",
-                               "pretrained": kind != "teacher-random"}
+                               "pretrained": kind != "teacher-random",
+                               "items": kind.removeprefix("teacher-") if kind in ("teacher-text+id", "teacher-text")
+                               else "free"}
     return TeacherConfig(**{**base, **overrides})
 
 

@@ -61,3 +61,19 @@ def test_random_init_twin_has_the_same_architecture_but_not_the_weights(text_cac
 def test_too_many_layers_is_an_error(text_cache: Path) -> None:
     with pytest.raises(ValueError, match="only 6 layers"):
         build_teacher(teacher_config(num_layers=7), item_texts(), text_cache)
+
+
+@pytest.mark.parametrize("items", ["text+id", "text"])
+def test_text_teachers_start_where_the_free_one_does_and_keep_the_text_fixed(text_cache: Path, items: str) -> None:
+    free = build_teacher(teacher_config(num_layers=1), item_texts(), text_cache)
+    text = build_teacher(teacher_config(num_layers=1, items=items), item_texts(), text_cache)
+    with torch.no_grad():
+        torch.testing.assert_close(text.item_embeddings(), free.item_embeddings())  # identity adaptor, zero IDs
+    assert "text_features" in dict(text.named_buffers()) and "text_features" in text.state_dict()
+    trainable = {name for name, p in text.named_parameters() if p.requires_grad}
+    assert "adaptor.weight" in trainable
+    assert ("item_embedding.weight" in trainable) == (items == "text+id")
+    # The text part adds one D x D adaptor, outside the embedding tables.
+    assert text.parameter_counts()["non_embedding"] == free.parameter_counts()["non_embedding"] + 384 * 384
+    random = build_teacher(teacher_config("teacher-random", num_layers=1, items=items), item_texts(), text_cache)
+    assert not torch.allclose(random.text_features, text.text_features)  # no LM reading in the control

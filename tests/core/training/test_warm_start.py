@@ -69,17 +69,44 @@ def test_text_rows_are_centred_and_rescaled() -> None:
     assert torch.isclose(rows.norm(dim=1).mean(), torch.tensor(2.0))
 
 
-def test_refit_start_is_warm_when_compatible_and_cold_otherwise(text_cache: Path) -> None:
+def test_refit_start_continues_the_trained_teacher_in_its_own_architecture(text_cache: Path) -> None:
     trained = _trained("teacher", text_cache)
     teacher, how = refit_start(trained, teacher_config("teacher"), item_texts(ITEMS + 1), text_cache)
     assert how == "warm" and torch.equal(teacher.item_embedding.weight[:ITEMS + 1], trained.item_embedding.weight)
-    other = teacher_config("teacher", max_len=8)
+    # Settings that ask for another architecture (as the demo's 2-layer teacher meets the 6-layer
+    # default) still warm-start it as it is; only dropout and mask rate come from the settings.
+    other = teacher_config("teacher", max_len=8, num_layers=None, dropout=0.3)
     assert "max_len" in (compatible(trained, other) or "")
     assert "num_layers" in (compatible(trained, teacher_config("teacher", num_layers=None)) or "")
-    cold, how = refit_start(trained, other, item_texts(), text_cache)
-    assert how.startswith("cold (max_len") and cold.max_len == 8
+    warm, how = refit_start(trained, other, item_texts(), text_cache)
+    assert how == "warm" and warm.max_len == trained.max_len and len(warm.layers) == len(trained.layers)
+    assert warm.config.dropout == 0.3
+    histories = warm.prepare([[1, 2, 3], [7, 9]])
+    with torch.no_grad():
+        torch.testing.assert_close(warm.eval().score(histories), trained.score(histories))
+    cold, how = refit_start(None, other, item_texts(), text_cache)
+    assert how == "cold (no trained teacher)" and cold.max_len == 8
     with pytest.raises(ValueError, match="shrank"):
         extend_teacher(trained, item_texts(ITEMS - 1), text_cache)
+
+
+def test_a_text_teacher_reads_new_items_as_it_read_the_trained_ones(text_cache: Path) -> None:
+    torch.manual_seed(0)
+    trained = build_teacher(teacher_config("teacher-text+id"), item_texts(), text_cache).eval()
+    with torch.no_grad():  # as training moves them
+        trained.item_embedding.weight[1:] += 0.05 * torch.randn_like(trained.item_embedding.weight[1:])
+        trained.adaptor.weight += 0.01 * torch.randn_like(trained.adaptor.weight)
+    grown = extend_teacher(trained, item_texts(GROWN), text_cache).eval()
+    assert torch.equal(grown.text_features[: ITEMS + 1], trained.text_features[: ITEMS + 1])
+    assert torch.equal(grown.item_embedding.weight[: ITEMS + 1], trained.item_embedding.weight)
+    assert torch.all(grown.item_embedding.weight[ITEMS + 1:] == 0)
+    # A new item with an old item's text gets that item's text features exactly.
+    texts = [*item_texts(), item_texts()[4]]
+    same = extend_teacher(trained, texts, text_cache)
+    torch.testing.assert_close(same.text_features[ITEMS + 1], trained.text_features[5])
+    histories = grown.prepare([[1, 2, 3], [7, 9]])
+    with torch.no_grad():
+        torch.testing.assert_close(grown.score(histories)[:, : ITEMS + 1], trained.score(histories))
 
 
 def test_refit_teacher_continues_training(text_cache: Path) -> None:
