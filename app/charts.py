@@ -19,7 +19,7 @@ def events_per_second(frame: pd.DataFrame) -> alt.Chart:
             .properties(height=HEIGHT))
 
 
-def latency(frame: pd.DataFrame) -> alt.LayerChart:
+def latency(frame: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
     """Each recommendation's event -> recommendations latency, with the per-10-second median."""
     points = (alt.Chart(frame)
               .mark_circle(size=18, opacity=0.35, color="#f58518")

@@ -98,6 +98,8 @@ def recommendation_latency(session: Session, since: datetime) -> tuple[pd.DataFr
                            .where(Recommendation.created_at >= since, Recommendation.event_ts.is_not(None))).all()
     live, historic = [], 0
     for created, event_ts in rows:
+        if event_ts is None:  # excluded by the query; keeps the type exact
+            continue
         latency = _ms(created) - event_ts
         if latency > HISTORIC_S * 1000:
             historic += 1

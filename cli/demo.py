@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.context import friendly_errors, settings
+from cli.context import fail, friendly_errors, settings
 from cli.demo_models import ActivePair, ensure_models, quick_profile
 from cli.demo_services import ServeOptions, ServiceError, serve
 from cli.evaluate import popularity_metrics
@@ -120,6 +120,8 @@ def demo(
         pair, trained = ensure_models(config, data, sessions, quick_profile(config, minutes))
     finally:
         engine.dispose()
+    if pair.teacher is None or pair.student is None:
+        raise fail("no active teacher and student after training; see the log above")
     typer.echo("models: " + (f"trained {', '.join(trained)}" if trained else
                              f"reusing teacher v{pair.teacher.id} and student v{pair.student.id}"))
     rows = {**popularity_metrics(source, "test"), **quality_rows(pair)}

@@ -174,6 +174,8 @@ class _Run:
 
     def _decide(self, decision: Decision, evaluated_against: int | None) -> Decision:
         teacher_id, student_id = self.versions["candidate_teacher"], self.versions["candidate_student"]
+        if teacher_id is None or student_id is None:
+            raise RuntimeError("no candidate teacher and student were published: nothing to decide on")
         with self.p.sessions.begin() as session:
             lease.assert_held(session, self.p.job, self.held.holder)  # fencing: nobody else took over
             current = registry.get_active(session, "student")

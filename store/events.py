@@ -24,11 +24,11 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from store import dialect, pg_bulk, sequences
-from store.models import CatalogItem, Event, User
+from store.models import CatalogItem, Event, User, table
 
-EVENTS = Event.__table__
-USERS = User.__table__
-ITEMS = CatalogItem.__table__
+EVENTS = table(Event)
+USERS = table(User)
+ITEMS = table(CatalogItem)
 MAX_EVENT_ID = 64
 MAX_TYPE = 32
 # SQLite's statements, built once (PostgreSQL's are in ``store.pg_bulk``).

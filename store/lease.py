@@ -20,15 +20,17 @@ import socket
 import threading
 import uuid
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import dialect
-from store.models import JobLock, utcnow
+from store.models import JobLock, table, utcnow
 
 log = logging.getLogger(__name__)
-LOCKS = JobLock.__table__
+LOCKS = table(JobLock)
 
 
 class LeaseLost(RuntimeError):
@@ -65,14 +67,15 @@ def try_acquire(session: Session, name: str, holder: str, ttl_seconds: float) ->
 def renew(session: Session, name: str, holder: str, ttl_seconds: float) -> bool:
     """Push our lease's expiry ``ttl_seconds`` past now; False if it is no longer ours."""
     now = db_now(session)
-    result = session.execute(update(LOCKS).where(LOCKS.c.name == name, LOCKS.c.holder == holder)
-                             .values(renewed_at=now, expires_at=now + timedelta(seconds=ttl_seconds)))
+    result = cast(CursorResult[Any], session.execute(update(LOCKS).where(LOCKS.c.name == name, LOCKS.c.holder == holder)
+                             .values(renewed_at=now, expires_at=now + timedelta(seconds=ttl_seconds))))
     return result.rowcount == 1
 
 
 def release(session: Session, name: str, holder: str) -> bool:
     """Give the lease up; does nothing (False) when someone else holds it by now."""
-    result = session.execute(delete(LOCKS).where(LOCKS.c.name == name, LOCKS.c.holder == holder))
+    result = cast(CursorResult[Any], session.execute(delete(LOCKS).where(LOCKS.c.name == name,
+                                                                         LOCKS.c.holder == holder)))
     return result.rowcount == 1
 
 

@@ -20,11 +20,11 @@ from tqdm import tqdm
 from core.data.dataset import Dataset, Item
 from store import dialect
 from store.events import NewEvent, append_events
-from store.models import CatalogItem, Event, ModelVersion, Recommendation, User, UserSequence
+from store.models import CatalogItem, Event, ModelVersion, Recommendation, User, UserSequence, table
 
 log = logging.getLogger(__name__)
 
-ITEMS = CatalogItem.__table__
+ITEMS = table(CatalogItem)
 DEFAULT_CHUNK = 50_000
 
 
@@ -119,9 +119,8 @@ def dataset_from_store(session: Session, name: str = "kdrec", full_history: bool
             sequences.setdefault(user, []).append(item)
             stamps.setdefault(user, []).append(ts // 1000)
     else:
-        rows = session.execute(select(UserSequence.user_id, UserSequence.items, UserSequence.timestamps)
-                               .order_by(UserSequence.user_id))
-        for user, seq, times in rows:
+        for user, seq, times in session.execute(select(UserSequence.user_id, UserSequence.items,
+                                                        UserSequence.timestamps).order_by(UserSequence.user_id)):
             if seq:
                 sequences[user] = list(seq)
                 stamps[user] = [ts // 1000 for ts in times]

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     func,
     text,
@@ -69,6 +70,11 @@ class UtcDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[int]: JSON()}
+
+
+def table(model: type[Base]) -> Table:
+    """A model's ``Table`` (``Model.__table__`` is typed as a plain ``FromClause``)."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 class CatalogItem(Base):

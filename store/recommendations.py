@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from store.models import Event, Recommendation, utcnow
+from store.models import Event, Recommendation, table, utcnow
 
-INSERT = insert(Recommendation.__table__)  # built once: the consumer writes with it every batch
+INSERT = insert(table(Recommendation))  # built once: the consumer writes with it every batch
 
 
 @dataclass(frozen=True, slots=True)

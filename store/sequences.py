@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from store import dialect, pg_bulk
-from store.models import UserSequence
+from store.models import UserSequence, table
 
-SEQUENCES = UserSequence.__table__
+SEQUENCES = table(UserSequence)
 # The hot path's statements, built once (building and cache-keying a statement costs about as much
 # as SQLite running it).
 SQLITE_ENSURE = sqlite.insert(SEQUENCES).on_conflict_do_nothing(index_elements=["user_id"])

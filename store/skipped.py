@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store.dialect import insert
-from store.models import SkippedRecords, utcnow
+from store.models import SkippedRecords, table, utcnow
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def record_skips(session: Session, skips: Sequence[Skip]) -> None:
     now = utcnow()
     rows = [{"topic": s.topic, "partition": s.partition, "first_offset": s.first_offset,
              "last_offset": s.last_offset, "reason": s.reason, "skipped_at": now} for s in skips]
-    statement = insert(session, SkippedRecords.__table__).on_conflict_do_nothing(
+    statement = insert(session, table(SkippedRecords)).on_conflict_do_nothing(
         index_elements=["topic", "partition", "first_offset"])
     session.execute(statement, rows)
 

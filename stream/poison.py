@@ -126,7 +126,8 @@ def _raw(batch: Any) -> bytes | None:
 def guarded_records_class(base: type, policy: PoisonPolicy) -> type:
     """A subclass of kafka-python's ``Fetcher.PartitionRecords`` that applies ``policy``."""
 
-    class GuardedRecords(base):  # type: ignore[misc, valid-type]
+    class GuardedRecords(base):  # type: ignore[misc, valid-type]  # a class chosen at run time
+        next_fetch_offset: int
         def _unpack_records(self, tp: TopicPartition, records: Any, key_deserializer: Any,
                             value_deserializer: Any) -> Any:
             tracked = _Tracked(records)

@@ -20,7 +20,7 @@ from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
 
 from core.settings import KafkaSettings
-from stream.events import ClickEvent
+from stream.events import ClickEvent, parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class ClickProducer:
                       type: str = "click", event_id: str | None = None) -> ClickEvent:
         """Validate and queue one click; a fresh uuid4 event id and the current time by default."""
         event = ClickEvent(event_id=event_id or new_event_id(), user_id=user_id, item_id=item_id,
-                           ts=now_ms() if ts is None else ts, type=type)
+                           ts=now_ms() if ts is None else parse_ts(ts), type=type)
         self.send(event)
         return event
 

@@ -47,7 +47,8 @@ if not versions:
     ui.stop_with("info", "The registry has no model versions yet. `kdrec demo` trains a teacher and a student; "
                  "so do `kdrec train teacher` and `kdrec train student`.")
 
-rows, quality = [], []
+rows: list[dict[str, Any]] = []
+quality: list[dict[str, Any]] = []
 for order, v in enumerate(reversed(versions)):
     source, scores = test_metrics(v.metrics or {})
     size = artifact_size(v.artifact_path)

@@ -109,9 +109,10 @@ st.title("Recommend")
 mode = st.radio("Session", ["User", "Anonymous session"], horizontal=True, key="mode")
 if mode == "User":
     process_pending_click()
-    user: int | None = pick_user()
+    chosen = pick_user()
+    user: int | None = chosen
     with store.sessions() as session:
-        history, stamps = get_sequence(session, user)
+        history, stamps = get_sequence(session, chosen)
 else:
     user = None
     st.multiselect("Movies in this session, in the order watched", options=sorted(names), key="anon_items",
@@ -122,7 +123,8 @@ else:
     stamps = []
 
 with st.expander(f"History: {len(history)} items, most recent first", expanded=True):
-    recent: list[tuple[int, int | None]] = list(zip(history, stamps or [None] * len(history)))[-HISTORY_SHOWN:]
+    times: list[int | None] = list(stamps) if stamps else [None] * len(history)
+    recent = list(zip(history, times))[-HISTORY_SHOWN:]
     st.markdown("\n".join(f"- {title(item)}" + (f" · {when(ts)}" if ts is not None else "")
                           for item, ts in reversed(recent)))
     if len(history) > HISTORY_SHOWN:

@@ -51,6 +51,9 @@ from core.settings import ServeConfig
 
 IndexKind = Literal["flat", "hnsw"]
 Strategy = Literal["auto", "masked", "overfetch", "selector"]
+FAISS: Any = faiss
+"""faiss untyped: its bundled stubs lack ``SearchParametersHNSW``, the ``sel`` keyword and the
+wrapped ``index`` of an ``IndexIDMap``, all of which exist at run time."""
 OVERFETCH_MAX = 128
 OVERFETCH_RATIO = 32
 MASKED_SCORES = 1 << 22
@@ -165,8 +168,8 @@ class ItemIndex:
 
     def _params(self, k: int, selector: faiss.IDSelector | None = None) -> faiss.SearchParameters:
         if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k))
-        return faiss.SearchParameters(sel=selector)
+            return FAISS.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k))
+        return FAISS.SearchParameters(sel=selector)
 
     def _search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         params = self._params(k) if self.kind == "hnsw" else None
@@ -178,7 +181,7 @@ class ItemIndex:
         if self._dense is None:
             if self.kind != "flat":
                 raise ValueError("the masked strategy needs a flat index (exact scores); use overfetch or selector")
-            holder = faiss.downcast_index(self.index)
+            holder = FAISS.downcast_index(self.index)
             inner = faiss.downcast_index(holder.index) if hasattr(holder, "id_map") else holder
             vectors = inner.reconstruct_n(0, inner.ntotal)
             ids = faiss.vector_to_array(holder.id_map) if hasattr(holder, "id_map") \

@@ -55,6 +55,11 @@ class SequenceModel(nn.Module, ABC):
     def spec(self) -> dict[str, Any]:
         """JSON-able description from which ``from_spec`` rebuilds the same architecture."""
 
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: dict[str, Any]) -> SequenceModel:
+        """The model ``spec()`` describes, freshly initialised (weights are loaded separately)."""
+
     # --- the contract --------------------------------------------------------------------
     @property
     def mask_token(self) -> int | None:
@@ -115,6 +120,8 @@ class SequenceModel(nn.Module, ABC):
         # Every sequence gets at least one masked item: its last one when none was drawn.
         none = ~masked.any(dim=1) & real[:, -1]
         masked[none, -1] = True
+        if self.mask_token is None:
+            raise ValueError("cloze_loss needs the cloze objective's mask token")
         corrupted = inputs.masked_fill(masked, self.mask_token)
         states = self.hidden_states(corrupted)
         return F.cross_entropy(self.logits(states[masked]), inputs[masked])

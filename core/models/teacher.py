@@ -49,6 +49,10 @@ def _encoder_layers(lm: nn.Module) -> nn.ModuleList:
 
 class LMTeacher(SequenceModel):
     kind = "teacher"
+    text_features: torch.Tensor
+    text_shift: torch.Tensor
+    text_scale: torch.Tensor
+    """Buffers of the text item representations (absent for ``free`` items)."""
 
     def __init__(self, config: TeacherConfig, num_items: int, bert_config: dict[str, Any]) -> None:
         super().__init__(num_items, config.max_len, config.objective, config.mask_prob)
@@ -123,9 +127,10 @@ class LMTeacher(SequenceModel):
         return cls(TeacherConfig(**spec["config"]), spec["num_items"], spec["bert_config"])
 
     @torch.no_grad()
-    def load_language_model(self, lm: nn.Module, text_encodings: torch.Tensor,
+    def load_language_model(self, lm: Any, text_encodings: torch.Tensor,
                             mask_token_id: int | None) -> None:
-        """Copy the LM's layers, positions and embedding norm; items from their text encodings."""
+        """Copy the LM's layers, positions and embedding norm; items from their text encodings.
+        ``lm``: a transformers BERT-family model (its submodules are read by name)."""
         source_layers = _encoder_layers(lm)
         for mine, theirs in zip(self.layers, source_layers):
             mine.load_state_dict(theirs.state_dict())
