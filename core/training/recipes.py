@@ -17,6 +17,7 @@ import torch
 from core.data.split import EvalSet, LeaveOneOut
 from core.distill.cache import TeacherCache, build_teacher_cache
 from core.distill.loss import DistillObjective
+from core.distill.transfer import transfer_item_embeddings
 from core.models.base import SequenceModel
 from core.models.scorer import resolve_device
 from core.models.student import Student
@@ -65,12 +66,23 @@ def train_teacher(item_texts: Sequence[str], folds: LeaveOneOut, config: Teacher
     return TrainResult(teacher, history, time.perf_counter() - started, time.process_time() - cpu_started)
 
 
+def new_student(config: StudentConfig, num_items: int, init_from: SequenceModel | None = None) -> Student:
+    """A fresh student; with ``init_from`` its item table starts from that teacher's, projected
+    to the student's width (``core.distill.transfer``)."""
+    student = Student(config, num_items)
+    if init_from is not None:
+        transfer_item_embeddings(init_from, student)
+    return student
+
+
 def train_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, windows: WindowMode = "all",
-                  valid_users: int | None = None, progress: bool = True, budget_clock: str = "wall") -> TrainResult:
-    """The student on its own (no teacher): the "student without KD" baseline."""
+                  valid_users: int | None = None, progress: bool = True, budget_clock: str = "wall",
+                  init_from: SequenceModel | None = None) -> TrainResult:
+    """The student on its own (no teacher's scores): the "student without KD" baseline, or with
+    ``init_from`` the student whose item embeddings start from that teacher's."""
     started, cpu_started = time.perf_counter(), time.process_time()
     seed_everything(train.seed)
-    student = Student(config, folds.num_items)
+    student = new_student(config, folds.num_items, init_from)
     batches = training_batches(student, folds.train.values(), train.batch_size, train.seed, windows)
     history = fit(student, batches, valid_subset(folds, valid_users), train, desc="student", progress=progress,
                   budget_clock=budget_clock)
@@ -101,11 +113,12 @@ def teacher_cache(teacher: SequenceModel, folds: LeaveOneOut, student_max_len: i
 def distill_student(folds: LeaveOneOut, config: StudentConfig, train: TrainConfig, distill: DistillConfig,
                     cache: TeacherCache, windows: WindowMode = "all", valid_users: int | None = None,
                     teacher_hidden: int | None = None, progress: bool = True,
-                    budget_clock: str = "wall") -> TrainResult:
-    """Train a student with alpha * CE + (1 - alpha) * T^2 * KL against the cached teacher."""
+                    budget_clock: str = "wall", init_from: SequenceModel | None = None) -> TrainResult:
+    """Train a student with alpha * CE + (1 - alpha) * T^2 * KL against the cached teacher
+    (``init_from``: item embeddings also start from that teacher's)."""
     started, cpu_started = time.perf_counter(), time.process_time()
     seed_everything(train.seed)
-    student = Student(config, folds.num_items)
+    student = new_student(config, folds.num_items, init_from)
     inputs, targets = causal_windows(folds.train.values(), config.max_len, windows)
     if len(inputs) != cache.num_windows:
         raise ValueError(f"the teacher cache has {cache.num_windows} windows, the student {len(inputs)}: "

@@ -55,3 +55,19 @@ def test_the_student_starts_from_the_projected_teacher_table(teacher) -> None:
 def test_catalogues_must_match(teacher) -> None:
     with pytest.raises(ValueError, match="items"):
         transfer_item_embeddings(teacher, Student(student_config(), ITEMS + 1))
+
+
+def test_recipes_build_the_transferred_student(teacher) -> None:
+    from core.training.recipes import new_student
+
+    torch.manual_seed(3)
+    plain = new_student(student_config(), ITEMS)
+    torch.manual_seed(3)
+    transferred = new_student(student_config(), ITEMS, init_from=teacher)
+    norm = float(plain.item_embeddings().detach()[1:].norm(dim=1).mean())
+    expected, _ = projected_item_table(teacher, plain.config.hidden, norm)
+    torch.testing.assert_close(transferred.item_embeddings().detach(), expected)
+    # Everything but the item table is the plain student's initialisation.
+    for (name, a), (_, b) in zip(plain.state_dict().items(), transferred.state_dict().items(), strict=True):
+        if name != "item_embedding.weight":
+            assert torch.equal(a, b), name
