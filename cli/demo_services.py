@@ -3,7 +3,9 @@
 The broker is the embedded one (``stream.broker``) when the bootstrap servers are on loopback
 and nothing listens there; every other part is a ``kdrec`` (or ``streamlit``) child process
 under a ``Supervisor`` sharing the demo's environment, so they all read the same ``KDREC_``
-settings. Parts whose command does not exist yet are skipped with a note.
+settings. Parts whose command does not exist yet are skipped with a note. A consumer, scheduler
+or traffic process that exits on its own is restarted with backoff (``ServeOptions.restart``);
+the app's exit ends the demo.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from kafka.errors import KafkaError
 
+from cli.restart import RestartPolicy
 from cli.supervisor import Child, Supervisor, wait_http
 from core.settings import Settings
 from stream.broker import BrokerError, EmbeddedBroker, ensure_local_broker
@@ -45,6 +48,8 @@ class ServeOptions:
     log_dir: Path = Path("var/logs")
     app_timeout_s: float = 90.0
     grace_s: float = 10.0
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    """How the consumer, scheduler and traffic are restarted after they exit on their own."""
 
 
 class ServiceError(RuntimeError):
@@ -114,7 +119,7 @@ def start_children(supervisor: Supervisor, options: ServeOptions, echo: Echo) ->
         if command not in commands:
             echo(f"{name}: not started (`kdrec {command}` does not exist in this checkout yet)")
             continue
-        child = supervisor.start(name, argv)
+        child = supervisor.start(name, argv, restart=options.restart)
         echo(f"{name}: pid {child.pid}, log {child.log_path}")
     if not options.app:
         return None
@@ -149,10 +154,9 @@ def serve(config: Settings, options: ServeOptions, echo: Echo, started: float) -
         while True:
             if broker is not None and not broker.running:
                 raise ServiceError(f"the embedded broker stopped:\n{broker.log_tail()}")
-            for child in supervisor.exited():
-                echo(f"{child.name} exited with status {child.process.returncode}; last lines of {child.log_path}:\n"
-                     f"{child.tail()}")
-                if child is app_child:
+            for event in supervisor.poll():
+                echo(event.message)
+                if event.kind == "exited" and app_child is not None and event.name == app_child.name:
                     raise ServiceError("the app stopped")
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -165,6 +169,9 @@ def serve(config: Settings, options: ServeOptions, echo: Echo, started: float) -
         supervisor.stop_all()
         if broker is not None:
             broker.stop()
+        restarts = {name: count for name, count in supervisor.restart_counts().items() if count}
+        if restarts:
+            echo("restarts: " + ", ".join(f"{name} {count}" for name, count in restarts.items()))
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
     echo("stopped")

@@ -7,6 +7,7 @@ Every process the demo starts inherits ``KDREC_TEST_MARK``; ``processes_with(mar
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,6 +57,13 @@ class LiveDemo:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def child_pid(self, name: str) -> int:
+        """The pid of the child's latest start, from the demo's ``<name>: pid N`` / ``<name>: restarted ...`` lines."""
+        found = re.findall(rf"^{name}: (?:restarted \(restart \d+\), )?pid (\d+)", self.output(), re.M)
+        if not found:
+            raise LookupError(f"the demo has not reported a pid for {name}")
+        return int(found[-1])
 
     def stop(self, timeout_s: float = 60.0) -> int:
         """Ctrl-C (SIGINT) to the demo, as a terminal would; its exit status."""

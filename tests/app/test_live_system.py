@@ -1,10 +1,14 @@
 """The main job's live system end to end: ``kdrec demo`` on embedded defaults (temp store, free
 ports) serves the app, turns clicks into recommendations through the real broker and consumer,
 a headless browser clicks a recommendation and sees the list change, and Ctrl-C leaves no
-process behind."""
+process behind; a consumer killed with SIGKILL is restarted and recommendations resume."""
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +27,7 @@ from tests.app.live_demo import ROOT, LiveDemo, processes_with, start_demo
 from tests.app.world import World
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
+log = logging.getLogger(__name__)
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -98,6 +103,40 @@ def test_a_browser_click_changes_the_users_recommendations(live: LiveDemo) -> No
         browser.full_page_screenshot(driver, ARTIFACTS / "browser-click.png")
     finally:
         driver.quit()
+
+
+def test_a_consumer_killed_with_sigkill_is_restarted_and_recommendations_resume(live: LiveDemo) -> None:
+    engine = create_engine_for(live.world.database_url)
+    sessions = make_sessionmaker(engine, read_only=True)
+    try:
+        killed = live.child_pid("consumer")
+        with sessions() as session:
+            before = session.scalar(select(func.max(Recommendation.id))) or 0
+        user = 9
+        item = _unseen_item(sessions, user)
+        os.kill(killed, signal.SIGKILL)
+        started = time.monotonic()
+        click = publish_click(live.kafka, user, item)  # published while no consumer runs
+        deadline = started + 90
+        found = None
+        while found is None and time.monotonic() < deadline:
+            with sessions() as session:  # the click's own, or one of a later event of the same user in its batch
+                found = queries.recommendation_after(session, user, before, click.ts)
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        assert found is not None, live.output()[-4000:]
+        log.info("kill -9 of the consumer (pid %d) -> first fresh recommendation (user %d, id %d): %.1f s",
+                 killed, user, found.id, elapsed)
+        assert item not in found.items
+        output = live.output()
+        assert re.search(rf"^consumer \(pid {killed}\) was killed by SIGKILL after .* s up; restarting it in 1 s "
+                         r"\(restart 1\); last lines of ", output, re.M), output[-4000:]
+        assert "consumer: restarted (restart 1), pid" in output and live.child_pid("consumer") != killed
+        consumer_log = (live.log_path.parent / "logs" / "consumer.log").read_text()
+        before_restart, after_restart = consumer_log.split("restart 1 of consumer by the supervisor ---")
+        assert before_restart.strip() and after_restart.strip()  # appended: the killed run's lines survive
+    finally:
+        engine.dispose()
 
 
 def test_ctrl_c_stops_every_process(live: LiveDemo) -> None:
