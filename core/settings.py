@@ -108,6 +108,11 @@ class TrainConfig(_Frozen):
     seed: int = 42
     device: str = "auto"
     max_minutes: float | None = None
+    bucket_by_length: bool = True
+    """Batch training windows of similar length together, each padded only to its own longest
+    (False: random batches, the order of earlier versions)."""
+    autocast_cpu: bool = False
+    """Train under bfloat16 autocast on the CPU too (CUDA always trains under it)."""
 
 
 class TeacherTrainConfig(TrainConfig):

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from core.distill.teacher_states import teacher_states
 from core.models.base import SequenceModel
 from core.models.batch import TeacherTargets
-from core.models.sequences import PAD
+from core.models.sequences import PAD, length_chunks
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +124,10 @@ def build_teacher_cache(teacher: SequenceModel, inputs: np.ndarray, targets: np.
     width = teacher.item_embeddings().shape[1]
     hidden = torch.zeros((total, width), dtype=torch.float16) if keep_hidden else None
     lengths = (inputs != PAD).sum(axis=1)
-    order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding
-    for start in tqdm(range(0, len(order), batch_size), desc="teacher scores", disable=not progress, leave=False):
-        rows = order[start:start + batch_size]
+    # Similar lengths together, each batch trimmed to its longest window: little padding, and the
+    # same states as at full width (teacher_states does not depend on left padding).
+    chunks = length_chunks(lengths, batch_size)
+    for rows in tqdm(chunks, desc="teacher scores", disable=not progress, leave=False):
         span = max(int(lengths[rows].max()), 1)
         x = torch.as_tensor(inputs[rows, -span:], device=device)
         states = teacher_states(teacher, x, stride)

@@ -4,7 +4,9 @@ The state at position i predicts the item after ``inputs[:, i]`` from at most th
 input length of history. A causal teacher gets all positions of a window in one pass; for
 windows longer than its ``max_len`` it runs overlapping windows with ``stride`` new positions
 each, so every position sees at least ``max_len - stride`` items of context (exact when the
-window fits). A cloze teacher needs one pass per position (history + mask token).
+window fits). Those windows are laid out from the right end, so extra left padding changes no
+row's states (a batch may be trimmed to its longest row). A cloze teacher needs one pass per
+position (history + mask token).
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ def teacher_states(teacher: SequenceModel, inputs: torch.Tensor, stride: int | N
     if length <= window:
         return teacher.hidden_states(inputs)
     stride = max(1, min(stride or window // 2, window))
-    first = teacher.hidden_states(inputs[:, :window])
-    out = first.new_empty((inputs.shape[0], length, first.shape[-1]))
-    out[:, :window] = first
-    covered = window
-    while covered < length:
-        end = min(covered + stride, length)
-        start = end - window
-        out[:, covered:end] = teacher.hidden_states(inputs[:, start:end])[:, covered - start:]
-        covered = end
-    return out
+    states_out: torch.Tensor | None = None
+    end = length
+    while True:
+        # The window ending at ``end`` gives its last ``stride`` positions, or all of them once
+        # it reaches the row's start (from there on every position sees its whole history).
+        start, new = max(0, end - window), stride if end > window else end
+        states = teacher.hidden_states(inputs[:, start:end])
+        if states_out is None:
+            states_out = states.new_empty((inputs.shape[0], length, states.shape[-1]))
+        states_out[:, end - new:end] = states[:, states.shape[1] - new:]
+        if end <= window:
+            return states_out
+        end -= stride

@@ -1,4 +1,9 @@
-"""Batched full-ranking evaluation of any scorer on an evaluation set."""
+"""Batched full-ranking evaluation of any scorer on an evaluation set.
+
+Histories are scored shortest first, so a model scorer pads each batch only to its own longest
+history (each row's scores are unchanged: see core.models.sequences); ranks come back in the
+evaluation set's order.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from tqdm import tqdm
 
 from core.data.split import EvalSet
 from core.evaluation.metrics import DEFAULT_KS, metrics_from_ranks, pad_sequences, target_ranks
+from core.models.sequences import length_chunks
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +29,16 @@ class Scorer(Protocol):
 @torch.no_grad()
 def rank_targets(scorer: Scorer, eval_set: EvalSet, batch_size: int = 256,
                  exclude_seen: bool = True, progress: bool = False) -> torch.Tensor:
-    """0-based rank of every target in ``eval_set`` (see core.evaluation.metrics)."""
-    ranks = []
-    batches = range(0, len(eval_set), batch_size)
-    for start in tqdm(batches, desc="evaluate", disable=not progress, leave=False):
-        inputs = eval_set.inputs[start:start + batch_size]
-        targets = torch.as_tensor(eval_set.targets[start:start + batch_size], dtype=torch.long)
+    """0-based rank of every target in ``eval_set`` (see core.evaluation.metrics), in its order."""
+    ranks = torch.zeros(len(eval_set), dtype=torch.long)
+    chunks = length_chunks([len(seq) for seq in eval_set.inputs], batch_size)
+    for rows in tqdm(chunks, desc="evaluate", disable=not progress, leave=False):
+        inputs = [eval_set.inputs[i] for i in rows]
+        targets = torch.as_tensor([eval_set.targets[i] for i in rows], dtype=torch.long)
         scores = scorer.score(inputs)
         seen = pad_sequences(inputs) if exclude_seen else None
-        ranks.append(target_ranks(scores, targets, seen).cpu())
-    return torch.cat(ranks) if ranks else torch.zeros(0, dtype=torch.long)
+        ranks[torch.as_tensor(rows)] = target_ranks(scores, targets, seen).cpu()
+    return ranks
 
 
 def evaluate(scorer: Scorer, eval_set: EvalSet, ks: tuple[int, ...] = DEFAULT_KS,

@@ -20,6 +20,7 @@ import torch
 
 from core.index.item_index import ItemIndex, SearchResult, Strategy, as_float32
 from core.models.sequences import left_pad as pad_sequences
+from core.models.sequences import length_chunks
 
 DEFAULT_MAX_LEN = 200
 
@@ -63,12 +64,10 @@ class SessionRecommender:
         known = [self._known(history)[-self.max_len:] for history in histories]
         # Similar lengths together: each chunk is padded only to its own longest history, and a
         # chunk of full-length histories needs no attention mask at all.
-        order = sorted(range(len(known)), key=lambda i: len(known[i]))
         out = np.zeros((len(known), self.index.dim), dtype=np.float32)
         try:
             with torch.inference_mode():
-                for start in range(0, len(order), self.batch_size):
-                    rows = order[start:start + self.batch_size]
+                for rows in length_chunks([len(history) for history in known], self.batch_size):
                     out[rows] = as_float32(self._encode(left_pad([known[i] for i in rows], self.max_len)))
         finally:
             if module is not None and was_training:

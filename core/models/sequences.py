@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 PAD = 0
@@ -29,6 +30,18 @@ def left_pad(sequences: Sequence[Sequence[int]], keep_last: int, width: int | No
             seq = seq[-width:]
             out[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
     return out
+
+
+def length_chunks(lengths: Sequence[int] | np.ndarray, size: int) -> list[np.ndarray]:
+    """Row indices in chunks of ``size``, shortest rows first (equal lengths keep their order).
+
+    A chunk left-padded only to its own longest row holds little padding, and since positions
+    count from each row's first real item, trimming that padding leaves every row's result as is.
+    """
+    if size < 1:
+        raise ValueError(f"chunk size must be at least 1, not {size}")
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    return [order[start:start + size] for start in range(0, len(order), size)]
 
 
 def positions(inputs: torch.Tensor) -> torch.Tensor:

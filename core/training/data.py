@@ -6,6 +6,12 @@ item after ``inputs[i]``); cloze models get plain windows and mask them in their
 ``mode="all"`` also cuts the older part of long sequences into further windows, so every
 training item is a target once per epoch. Windows are deterministic (a teacher-score cache is
 aligned with them); only their order is shuffled, by ``seed`` and epoch.
+
+Each batch is trimmed to its longest window. With ``by_length`` (bucketing, as fairseq and
+HF's ``group_by_length``), windows of similar length share a batch: the shuffled windows are
+sorted by length within chunks of ``BUCKET_BATCHES`` batches, cut into batches, and the
+batches shuffled, so sparse data pays for its real items rather than for padding. Trimming
+left padding changes no row's loss (positions count from each row's first real item).
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ import torch
 
 from core.models.base import SequenceModel
 from core.models.batch import TeacherTargets, TrainBatch
+from core.models.sequences import length_chunks
 
 WindowMode = Literal["last", "all"]
+BUCKET_BATCHES = 50
+"""Batches per chunk sorted by length: larger chunks pad less, smaller ones mix batches more."""
 
 
 def _chunks(seq: list[int], size: int, mode: WindowMode) -> Iterator[list[int]]:
@@ -70,7 +79,8 @@ class TeacherSource(Protocol):
 
 
 class BatchSource:
-    """Shuffled mini-batches of fixed windows; each batch is trimmed to its longest row."""
+    """Shuffled mini-batches of fixed windows; each batch is trimmed to its longest row (see
+    the module docstring for ``by_length``)."""
 
     def __init__(self, inputs: np.ndarray, targets: np.ndarray | None, batch_size: int, seed: int,
                  teacher: TeacherSource | None = None) -> None:
@@ -88,10 +98,21 @@ class BatchSource:
     def num_rows(self) -> int:
         return len(self.inputs)
 
-    def epoch(self, epoch: int) -> Iterator[TrainBatch]:
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.inputs))
-        for start in range(0, len(order), self.batch_size):
-            rows = np.sort(order[start:start + self.batch_size])
+    def batch_rows(self, epoch: int, by_length: bool = True) -> list[np.ndarray]:
+        """The rows of each batch of ``epoch``, in training order (every row exactly once)."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.inputs))
+        if not by_length:
+            return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        lengths, chunk, batches = self.lengths.numpy(), self.batch_size * BUCKET_BATCHES, []
+        for start in range(0, len(order), chunk):
+            rows = order[start:start + chunk]
+            batches += [rows[within] for within in length_chunks(lengths[rows], self.batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def epoch(self, epoch: int, by_length: bool = True) -> Iterator[TrainBatch]:
+        for rows in self.batch_rows(epoch, by_length):
+            rows = np.sort(rows)
             index = torch.as_tensor(rows)
             width = max(int(self.lengths[index].max()), 1)
             inputs = self.inputs[index, -width:]

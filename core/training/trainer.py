@@ -4,7 +4,8 @@ AdamW, linear warm-up then linear decay to zero (over the planned epochs, or ove
 budget when ``max_minutes`` is set, whichever runs out first), gradient clipping, validation
 NDCG@10 every ``eval_every`` epochs with early stopping (``patience`` evaluations without
 improvement) and the best weights restored at the end. Same seed and no time budget gives
-the same result.
+the same result. Batches are bucketed by length unless ``bucket_by_length`` is off
+(core.training.data); bfloat16 autocast on CUDA, and on the CPU with ``autocast_cpu``.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, confi
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
     total_steps = max(1, config.epochs * len(batches))
     budget = config.max_minutes * 60 if config.max_minutes else None
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                if device.type == "cuda" or (device.type == "cpu" and config.autocast_cpu)
                 else contextlib.nullcontext())
     history = History(metric=metric)
     best_state: dict[str, torch.Tensor] | None = None
@@ -92,8 +94,8 @@ def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, confi
         model.train()
         owner.train()
         running, seen, lr = 0.0, 0, config.lr
-        bar = tqdm(batches.epoch(epoch), total=len(batches), desc=f"{name} epoch {epoch}",
-                   disable=not progress, leave=False, dynamic_ncols=True)
+        bar = tqdm(batches.epoch(epoch, by_length=config.bucket_by_length), total=len(batches),
+                   desc=f"{name} epoch {epoch}", disable=not progress, leave=False, dynamic_ncols=True)
         for batch in bar:
             elapsed = clock() - budget_start
             factor = _lr_factor(step, total_steps, config.warmup_steps, elapsed, budget)

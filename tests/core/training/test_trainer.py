@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+
 import pytest
+import torch
 
 from core.data.split import EvalSet
+from core.models.batch import TrainBatch
 from core.models.student import Student
 from core.settings import TrainConfig
-from core.training import fit, seed_everything, training_batches
+from core.training import BatchSource, fit, seed_everything, training_batches
 from tests.core.models.factories import ITEMS, student_config, tiny_sequences
 
 
@@ -51,3 +56,28 @@ def test_time_budget_stops_training(clock: str) -> None:
     assert history.stopped == "budget" and len(history.epochs) == 1 and history.epochs[0].metrics
     with pytest.raises(ValueError, match="budget_clock"):
         fit(model, training_batches(model, train.values(), 8, 0), valid, config, budget_clock="sundial")
+
+
+def test_fit_follows_the_bucketing_and_cpu_autocast_settings() -> None:
+    train, _ = _data()
+    seed_everything(0)
+    model = Student(student_config(), ITEMS)
+    dtypes: list[torch.dtype] = []
+    next(m for m in model.modules() if isinstance(m, torch.nn.Linear)).register_forward_hook(
+        lambda module, args, out: dtypes.append(out.dtype))
+    calls: list[bool] = []
+
+    class Recording(BatchSource):
+        def epoch(self, epoch: int, by_length: bool = True) -> Iterator[TrainBatch]:
+            calls.append(by_length)
+            return super().epoch(epoch, by_length)
+
+    source = training_batches(model, train.values(), 8, 0)
+    assert source.targets is not None
+    recording = Recording(source.inputs.numpy(), source.targets.numpy(), 8, 0)
+    for bucket, autocast in ((False, True), (True, False)):
+        dtypes.clear()
+        config = TrainConfig(epochs=1, batch_size=8, device="cpu", bucket_by_length=bucket, autocast_cpu=autocast)
+        history = fit(model, recording, None, config, progress=False)
+        assert calls[-1] is bucket and math.isfinite(history.epochs[0].loss)
+        assert set(dtypes) == {torch.bfloat16 if autocast else torch.float32}
