@@ -41,6 +41,9 @@ class TrainBatch:
     inputs: torch.Tensor
     targets: torch.Tensor | None = None
     teacher: TeacherTargets | None = None
+    weight: float = 1.0
+    """Multiplies the batch's mean loss: with length bucketing, its targets over the epoch's mean
+    targets per batch, so every target weighs the same whatever batch it falls in."""
 
     def to(self, device: torch.device | str) -> TrainBatch:
         return replace(

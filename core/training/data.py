@@ -11,7 +11,9 @@ Each batch is trimmed to its longest window. With ``by_length`` (bucketing, as f
 HF's ``group_by_length``), windows of similar length share a batch: the shuffled windows are
 sorted by length within chunks of ``BUCKET_BATCHES`` batches, cut into batches, and the
 batches shuffled, so sparse data pays for its real items rather than for padding. Trimming
-left padding changes no row's loss (positions count from each row's first real item).
+left padding changes no row's loss (positions count from each row's first real item). Each
+bucketed batch's loss is weighted by its targets over the epoch's mean targets per batch, so
+the epoch's objective is the mean over targets, as with random batches.
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ class BatchSource:
         self.seed = seed
         self.teacher = teacher
         self.lengths = (self.inputs != 0).sum(dim=1)
+        # Targets per row: next items for causal windows; real items (what cloze masks) otherwise.
+        counted = self.targets if self.targets is not None else self.inputs
+        self.row_targets = (counted != 0).sum(dim=1)
+        self.mean_targets = max(float(self.row_targets.sum()) / max(len(self), 1), 1.0)
 
     def __len__(self) -> int:
         return (len(self.inputs) + self.batch_size - 1) // self.batch_size
@@ -118,7 +124,10 @@ class BatchSource:
             inputs = self.inputs[index, -width:]
             targets = None if self.targets is None else self.targets[index, -width:]
             teacher = None if self.teacher is None else self.teacher.targets_for(rows, width)
-            yield TrainBatch(inputs, targets, teacher)
+            # Random batches hold about the mean number of targets; bucketed ones do not, and a
+            # batch mean would then weigh each target of a short-window batch far more.
+            weight = float(self.row_targets[index].sum()) / self.mean_targets if by_length else 1.0
+            yield TrainBatch(inputs, targets, teacher, weight)
 
 
 def training_batches(model: SequenceModel, sequences: Iterable[list[int]], batch_size: int, seed: int,

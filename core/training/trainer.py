@@ -106,13 +106,14 @@ def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, confi
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast:
-                loss = loss_fn(batch.to(device))
+                mean_loss = loss_fn(batch.to(device))
+            loss = mean_loss * batch.weight
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, CLIP_NORM)
             optimizer.step()
             step += 1
-            value = float(loss.detach())
+            value = float(mean_loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"{name}: loss became {value} at step {step}")
             running += value

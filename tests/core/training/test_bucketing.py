@@ -114,3 +114,23 @@ def test_the_epoch_loss_is_the_same_bucketed_and_unbucketed(models: dict[str, Se
                 total += float(loss) * int((batch.targets != PAD).sum())
             totals[by_length] = total
     assert totals[True] == pytest.approx(totals[False], rel=1e-5)
+
+
+def test_weighted_bucketed_losses_average_to_the_mean_over_every_target(models: dict[str, SequenceModel]) -> None:
+    """The batch weights make the epoch's objective the mean over targets (as random batches
+    are in expectation), not a mean of batch means that over-weights short windows."""
+    student = models["student"]
+    inputs, targets = causal_windows(SEQUENCES, MAX_LEN, mode="all")
+    source = BatchSource(inputs, targets, batch_size=4, seed=3)
+    weighted, total_ce, total_targets = 0.0, 0.0, 0
+    with torch.no_grad():
+        for batch in source.epoch(1, by_length=True):
+            mean = float(student.loss(batch))
+            weighted += batch.weight * mean
+            n = int((batch.targets != PAD).sum())
+            total_ce += mean * n
+            total_targets += n
+    assert weighted / len(source) == pytest.approx(total_ce / total_targets, rel=1e-5)
+    assert all(batch.weight == 1.0 for batch in source.epoch(1, by_length=False))
+    weights = [batch.weight for batch in source.epoch(1, by_length=True)]
+    assert min(weights) < 0.5 < 1.2 < max(weights)  # short and long buckets are weighted apart
