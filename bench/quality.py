@@ -52,7 +52,7 @@ class Bench(Studies):
         self.profile: Profile = profile.scaled(args.scale) if args.scale != 1.0 else profile
         self.device = args.device
         settings = load_settings()
-        data = load_dataset(args.dataset, settings.data_dirs)
+        data = load_dataset(args.dataset, settings.data_dirs, text_columns=settings.text_columns)
         if args.users:
             data = Dataset(data.name, data.items, {u: data.sequences[u] for u in sorted(data.sequences)[:args.users]})
         self.data = data

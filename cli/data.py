@@ -30,7 +30,7 @@ def info(dataset: str = typer.Argument(None, help="Dataset name (looked up in th
          min_interactions: int = typer.Option(0, help="Apply k-core filtering with this k (0: none).")) -> None:
     """Load a dataset and print its size."""
     config = settings()
-    data = load_dataset(dataset or config.dataset, config.data_dirs, min_interactions or None)
+    data = load_dataset(dataset or config.dataset, config.data_dirs, min_interactions or None, text_columns=config.text_columns)
     lengths = sorted(len(seq) for seq in data.sequences.values())
     typer.echo(f"dataset       {data.name}")
     for key, value in data.summary().items():

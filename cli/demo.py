@@ -111,7 +111,7 @@ def demo(
     config = settings()
     name = dataset or config.dataset
     source = ensure_dataset(name)
-    data = open_dataset(source, config.data_dirs)
+    data = open_dataset(source, config.data_dirs, text_columns=config.text_columns)
     engine = create_engine_for(config.database_url)
     try:
         upgrade(engine)

@@ -21,7 +21,7 @@ app = typer.Typer()
 def popularity_metrics(dataset_name: str, split: str = "test") -> dict[str, dict[str, float]]:
     """Evaluate the popularity baseline; used by `kdrec evaluate` and the demo."""
     config = settings()
-    data = load_dataset(dataset_name, config.data_dirs)
+    data = load_dataset(dataset_name, config.data_dirs, text_columns=config.text_columns)
     folds = leave_one_out(data)
     train = folds.train_for_test() if split == "test" else folds.train
     model = Popularity(data.num_items).fit(train)

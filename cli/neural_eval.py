@@ -55,7 +55,7 @@ def load_for_dataset(folder: Path, num_items: int, device: str = "auto") -> Sequ
 
 def neural_metrics(model: str, dataset: str, split: str, config: Settings) -> dict[str, dict[str, Any]]:
     """Full-ranking metrics of a teacher/student artifact on the dataset's leave-one-out split."""
-    data = load_dataset(dataset, config.data_dirs)
+    data = load_dataset(dataset, config.data_dirs, text_columns=config.text_columns)
     folds = leave_one_out(data)
     folder, version = resolve_artifact(model, config)
     loaded = load_for_dataset(folder, data.num_items, config.train.device)

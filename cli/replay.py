@@ -36,7 +36,7 @@ def replay(
     if not any_reachable(config.kafka.bootstrap_servers):
         raise fail(f"no Kafka broker reachable at {config.kafka.bootstrap_servers}: start the local "
                    "one with `kdrec broker` or set KDREC_KAFKA__BOOTSTRAP_SERVERS")
-    data = load_dataset(dataset or config.dataset, config.data_dirs)
+    data = load_dataset(dataset or config.dataset, config.data_dirs, text_columns=config.text_columns)
     ensure_topics(config.kafka)
     with ClickProducer(config.kafka) as producer:
         stats = replay_dataset(data, producer, rate=rate or None, speedup=speedup, limit=limit)

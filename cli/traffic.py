@@ -57,7 +57,7 @@ def traffic(
     config = settings()
     if not any_reachable(config.kafka.bootstrap_servers):
         raise fail(f"no Kafka broker reachable at {config.kafka.bootstrap_servers}")
-    data = load_dataset(dataset or config.dataset, config.data_dirs)
+    data = load_dataset(dataset or config.dataset, config.data_dirs, text_columns=config.text_columns)
     signal.signal(signal.SIGTERM, _stop)
     bucket = TokenBucket(rate, burst=1.0)
     sent, started, reported = 0, time.monotonic(), time.monotonic()

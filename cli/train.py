@@ -95,7 +95,7 @@ def teacher(
     teacher_config = config.teacher.model_copy(update=updates)
     teacher_config = type(teacher_config).model_validate(teacher_config.model_dump())
     train = _train_config(config.train, epochs, max_minutes, lr, device)
-    data = load_dataset(name, config.data_dirs)
+    data = load_dataset(name, config.data_dirs, text_columns=config.text_columns)
     folds = leave_one_out(data)
     result = train_teacher(data.item_texts(), folds, teacher_config, train,
                            Path(config.artifact_dir) / "text-encodings", windows)  # type: ignore[arg-type]
@@ -124,7 +124,7 @@ def student(
     distill = config.distill.model_copy(update={k: v for k, v in {"alpha": alpha, "temperature": temperature}.items()
                                                 if v is not None})
     distill = type(distill).model_validate(distill.model_dump())
-    data = load_dataset(name, config.data_dirs)
+    data = load_dataset(name, config.data_dirs, text_columns=config.text_columns)
     folds = leave_one_out(data)
     run_config: dict[str, Any] = {"student": config.student.model_dump(), "train": train.model_dump()}
     if no_kd:

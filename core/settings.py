@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     sequence_length: int = Field(default=200, ge=1)
     """How many of each user's most recent items the store keeps."""
     dataset: str = "ml-100k"
+    text_columns: tuple[str, ...] | None = None
+    """Columns of an item-table ``items.csv`` that the LM reads (e.g. ``["title","brand"]``);
+    None: every text column (see core/data/formats/item_table.py)."""
     log_level: str = "INFO"
 
     kafka: KafkaSettings = KafkaSettings()

@@ -52,10 +52,11 @@ def upsert_items(session: Session, items: list[Item], chunk: int = 5_000) -> Non
     stmt = dialect.insert(session, ITEMS)
     stmt = stmt.on_conflict_do_update(
         index_elements=["item_id"],
-        set_={name: stmt.excluded[name] for name in ("title", "year", "genres", "source_id")},
+        set_={name: stmt.excluded[name] for name in ("title", "year", "genres", "source_id", "fields")},
     )
     rows = [{"item_id": item.item_id, "title": item.title[:512], "year": item.year,
-             "genres": "|".join(item.genres), "source_id": item.source_id} for item in items]
+             "genres": "|".join(item.genres), "source_id": item.source_id,
+             "fields": [list(pair) for pair in item.fields] or None} for item in items]
     for start in range(0, len(rows), chunk):
         session.execute(stmt, rows[start:start + chunk])
 
@@ -107,7 +108,8 @@ def dataset_from_store(session: Session, name: str = "kdrec", full_history: bool
     converted from epoch ms to the dataset's seconds.
     """
     items = {row.item_id: Item(row.item_id, row.title, row.year,
-                               tuple(g for g in row.genres.split("|") if g), row.source_id)
+                               tuple(g for g in row.genres.split("|") if g), row.source_id,
+                               tuple((name, value) for name, value in row.fields or ()))
              for row in session.scalars(select(CatalogItem).order_by(CatalogItem.item_id))}
     sequences: dict[int, list[int]] = {}
     stamps: dict[int, list[int]] = {}

@@ -88,6 +88,8 @@ class CatalogItem(Base):
     genres: Mapped[str] = mapped_column(Text, default="", server_default="")
     """Genres joined with ``|``."""
     source_id: Mapped[str | None] = mapped_column(String(64))
+    fields: Mapped[list[list[str]] | None] = mapped_column(JSON)
+    """Further text fields the LM reads, ``[[column, value], ...]`` in order (None: none)."""
 
 
 class User(Base):

@@ -18,11 +18,16 @@ class Item:
     genres: tuple[str, ...] = ()
     source_id: str | None = None
     """The id in the original source (e.g. the MovieLens movie id), when it differs."""
+    fields: tuple[tuple[str, str], ...] = ()
+    """Further text fields, ``(column, value)`` in file order (e.g. brand, category)."""
 
     def text(self) -> str:
-        """The text the language model reads for this item: title, year and genres."""
+        """The text the language model reads for this item: title, year and genres (movies), then
+        any further fields as ``"Column: value."``; empty parts are left out."""
         head = f"{self.title} ({self.year})" if self.year else self.title
-        return f"{head}. Genres: {', '.join(self.genres)}." if self.genres else head
+        parts = [f"{head}. Genres: {', '.join(self.genres)}." if self.genres else head]
+        parts += [f"{name.replace('_', ' ').capitalize()}: {value}." for name, value in self.fields if value]
+        return " ".join(part for part in parts if part).strip()
 
 
 @dataclass

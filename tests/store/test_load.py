@@ -85,3 +85,16 @@ def test_cli_upgrade_load_stats(database_url: str, monkeypatch: pytest.MonkeyPat
     assert "events           12" in result.output and "users            3" in result.output
     missing = runner.invoke(app, ["load", "--dataset", "no-such-dataset"])
     assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_items_keep_their_text_fields_through_the_store(sessions: sessionmaker[Session]) -> None:
+    data = synthetic(users=5, items=4)
+    fields = {1: (("brand", "Brio"), ("category", "Toys & Games")), 2: (("brand", ""),)}
+    items = {i: Item(i, item.title, item.year, item.genres, item.source_id, fields.get(i, ()))
+             for i, item in data.items.items()}
+    data = Dataset(data.name, items, data.sequences, data.timestamps)
+    load_dataset(sessions, data, sequence_length=LIMIT, progress=False)
+    with sessions() as session:
+        back = dataset_from_store(session, "synthetic")
+    assert {i: item.fields for i, item in back.items.items()} == {i: item.fields for i, item in items.items()}
+    assert back.item_texts() == data.item_texts()

@@ -53,8 +53,12 @@ def test_grouplens_ml100k_archive_format_reads_genre_flags(fixtures_dir):
 
 
 def test_missing_dataset_names_where_it_looked(tmp_path):
-    with pytest.raises(DatasetNotFound, match="kdrec data fetch"):
+    with pytest.raises(DatasetNotFound, match="kdrec data fetch ml-1m"):
+        load_dataset("ml-1m", [tmp_path])
+    # A dataset that cannot be downloaded is not offered a download.
+    with pytest.raises(DatasetNotFound, match="no-such-set.*only ml-100k and ml-1m can be downloaded") as info:
         load_dataset("no-such-set", [tmp_path])
+    assert "kdrec data fetch" not in str(info.value)
 
 
 @pytest.mark.skipif(not (SHARED / "ml-1m").is_dir(), reason=f"{SHARED}/ml-1m not present")
