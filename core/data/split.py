@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.data.dataset import Dataset
 
 
@@ -24,6 +26,16 @@ class EvalSet:
 
     def head(self, n: int) -> EvalSet:
         return EvalSet(self.users[:n], self.inputs[:n], self.targets[:n])
+
+    def sample(self, n: int | None, seed: int) -> EvalSet:
+        """``n`` users drawn at random without replacement (all when None or ``n >= len``), in
+        their order here: the first users of a file are no random sample (they may be the
+        oldest, the most active, ...), so choices by validation use this, not ``head``."""
+        if n is None or n >= len(self):
+            return self
+        rows = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
+        return EvalSet([self.users[i] for i in rows], [self.inputs[i] for i in rows],
+                       [self.targets[i] for i in rows])
 
 
 @dataclass(frozen=True)

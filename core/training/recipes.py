@@ -47,9 +47,14 @@ class TrainResult:
         return {}
 
 
-def valid_subset(folds: LeaveOneOut, users: int | None) -> EvalSet:
-    """The first ``users`` validation users (all when None): cheaper early stopping."""
-    return folds.valid if users is None else folds.valid.head(users)
+VALID_SEED = 0
+"""One seed for every model's validation sample: all of them are chosen on the same users."""
+
+
+def valid_subset(folds: LeaveOneOut, users: int | None, seed: int = VALID_SEED) -> EvalSet:
+    """``users`` validation users drawn at random with ``seed`` (all when None): cheaper early
+    stopping that still stands for every user."""
+    return folds.valid.sample(users, seed)
 
 
 def train_teacher(item_texts: Sequence[str], folds: LeaveOneOut, config: TeacherConfig, train: TrainConfig,
