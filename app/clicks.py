@@ -44,16 +44,24 @@ class ClickOutcome:
 
 def publish(kafka: KafkaSettings, user_id: int, item_id: int) -> ClickEvent:
     if not any_reachable(kafka.bootstrap_servers):
-        raise ClickError(f"The Kafka broker at {kafka.bootstrap_servers} is not reachable, so the click was not "
-                         "sent. Start the live system with `kdrec demo` (or `kdrec broker`).")
+        raise ClickError(
+            f"The Kafka broker at {kafka.bootstrap_servers} is not reachable, so the click was not "
+            "sent. Start the live system with `kdrec demo` (or `kdrec broker`)."
+        )
     try:
         return publish_click(kafka, user_id, item_id, timeout_s=10.0)
     except (KafkaError, PublishError) as exc:
         raise ClickError(f"Kafka at {kafka.bootstrap_servers} did not accept the click: {exc}") from None
 
 
-def wait_for_recommendation(sessions: sessionmaker[Session], user_id: int, after_id: int, min_event_ts: int,
-                            timeout_s: float, interval_s: float = 0.1) -> Recommendation | None:
+def wait_for_recommendation(
+    sessions: sessionmaker[Session],
+    user_id: int,
+    after_id: int,
+    min_event_ts: int,
+    timeout_s: float,
+    interval_s: float = 0.1,
+) -> Recommendation | None:
     deadline = time.monotonic() + timeout_s
     while True:
         with sessions() as session:
@@ -66,8 +74,9 @@ def wait_for_recommendation(sessions: sessionmaker[Session], user_id: int, after
         time.sleep(interval_s)
 
 
-def click_and_wait(kafka: KafkaSettings, sessions: sessionmaker[Session], user_id: int, item_id: int,
-                   timeout_s: float = 15.0) -> ClickOutcome:
+def click_and_wait(
+    kafka: KafkaSettings, sessions: sessionmaker[Session], user_id: int, item_id: int, timeout_s: float = 15.0
+) -> ClickOutcome:
     """Publish the click and wait (at most ``timeout_s``) for the recommendations it triggers."""
     with sessions() as session:
         before = queries.max_recommendation_id(session, user_id)

@@ -43,8 +43,8 @@ def rank_biased_overlap(first: Sequence[int], second: Sequence[int], p: float = 
             shared += (a in seen_second) + (b in seen_first)
         seen_first.add(a)
         seen_second.add(b)
-        weighted += shared / depth * p ** depth
-    return shared / k * p ** k + (1 - p) / p * weighted
+        weighted += shared / depth * p**depth
+    return shared / k * p**k + (1 - p) / p * weighted
 
 
 def _ranks(ranking: Sequence[int], items: Sequence[int]) -> list[int]:

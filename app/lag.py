@@ -31,7 +31,9 @@ class PartitionLag:
     lag: int
 
 
-def _end_offsets(consumer: KafkaConsumer, partitions: list[TopicPartition], timeout_s: float) -> dict[TopicPartition, int]:
+def _end_offsets(
+    consumer: KafkaConsumer, partitions: list[TopicPartition], timeout_s: float
+) -> dict[TopicPartition, int]:
     listed = consumer.end_offsets(partitions)
     consumer.assign(partitions)
     for tp in partitions:
@@ -47,8 +49,9 @@ def _end_offsets(consumer: KafkaConsumer, partitions: list[TopicPartition], time
     return {tp: max(listed[tp], watermarks.get(tp, 0)) for tp in partitions}
 
 
-def consumer_lag(kafka: KafkaSettings, topic: str | None = None, group: str | None = None,
-                 timeout_s: float = 3.0) -> list[PartitionLag]:
+def consumer_lag(
+    kafka: KafkaSettings, topic: str | None = None, group: str | None = None, timeout_s: float = 3.0
+) -> list[PartitionLag]:
     """Lag of ``group`` (default: the consumer group) on ``topic`` (default: the events topic)."""
     topic = topic or kafka.events_topic
     group = group or kafka.consumer_group
@@ -56,9 +59,14 @@ def consumer_lag(kafka: KafkaSettings, topic: str | None = None, group: str | No
         raise LagUnavailable(f"the Kafka broker at {kafka.bootstrap_servers} is not reachable")
     timeout_ms = int(timeout_s * 1000)
     try:
-        consumer = KafkaConsumer(**kafka.client_options(), group_id=group, enable_auto_commit=False,
-                                 client_id="kdrec-app-lag", request_timeout_ms=max(timeout_ms, 1000) + 500,
-                                 fetch_max_wait_ms=50)
+        consumer = KafkaConsumer(
+            **kafka.client_options(),
+            group_id=group,
+            enable_auto_commit=False,
+            client_id="kdrec-app-lag",
+            request_timeout_ms=max(timeout_ms, 1000) + 500,
+            fetch_max_wait_ms=50,
+        )
     except KafkaError as exc:
         raise LagUnavailable(f"cannot connect to Kafka at {kafka.bootstrap_servers}: {exc}") from None
     try:

@@ -15,11 +15,14 @@ import streamlit as st
 PAGES = Path(__file__).parent / "pages"
 
 st.set_page_config(page_title="kdrec", page_icon=":material/movie:", layout="wide")
-page = st.navigation([
-    st.Page(PAGES / "recommend.py", title="Recommend", icon=":material/recommend:", default=True),
-    st.Page(PAGES / "live.py", title="Live", icon=":material/monitoring:"),
-    st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),
-])
-st.sidebar.caption("kdrec: a pre-trained LM teacher distilled into a small student, served live from Kafka "
-                   "through SQL and FAISS.")
+page = st.navigation(
+    [
+        st.Page(PAGES / "recommend.py", title="Recommend", icon=":material/recommend:", default=True),
+        st.Page(PAGES / "live.py", title="Live", icon=":material/monitoring:"),
+        st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),
+    ]
+)
+st.sidebar.caption(
+    "kdrec: a pre-trained LM teacher distilled into a small student, served live from Kafka through SQL and FAISS."
+)
 page.run()

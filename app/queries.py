@@ -41,10 +41,12 @@ def recommendation_after(session: Session, user_id: int, after_id: int, min_even
 
     A user's events stay in order on their partition, so a recommendation triggered by an event
     no older than a click was computed with that click in the user's sequence."""
-    return session.scalars(select(Recommendation).where(Recommendation.user_id == user_id,
-                                                        Recommendation.id > after_id,
-                                                        Recommendation.event_ts >= min_event_ts)
-                           .order_by(Recommendation.id.desc()).limit(1)).first()
+    return session.scalars(
+        select(Recommendation)
+        .where(Recommendation.user_id == user_id, Recommendation.id > after_id, Recommendation.event_ts >= min_event_ts)
+        .order_by(Recommendation.id.desc())
+        .limit(1)
+    ).first()
 
 
 def _ms(moment: datetime) -> int:
@@ -52,12 +54,25 @@ def _ms(moment: datetime) -> int:
 
 
 def recent_events(session: Session, names: dict[int, str], limit: int = 20) -> pd.DataFrame:
-    rows = session.execute(select(Event.ingested_at, Event.user_id, Event.item_id, Event.type, Event.ts,
-                                  Event.event_id).order_by(Event.id.desc()).limit(limit)).all()
-    return pd.DataFrame([{"ingested (UTC)": r.ingested_at, "user": r.user_id, "item": r.item_id,
-                          "title": names.get(r.item_id, "?"), "type": r.type,
-                          "event time (UTC)": datetime.fromtimestamp(r.ts / 1000, UTC), "event id": r.event_id}
-                         for r in rows])
+    rows = session.execute(
+        select(Event.ingested_at, Event.user_id, Event.item_id, Event.type, Event.ts, Event.event_id)
+        .order_by(Event.id.desc())
+        .limit(limit)
+    ).all()
+    return pd.DataFrame(
+        [
+            {
+                "ingested (UTC)": r.ingested_at,
+                "user": r.user_id,
+                "item": r.item_id,
+                "title": names.get(r.item_id, "?"),
+                "type": r.type,
+                "event time (UTC)": datetime.fromtimestamp(r.ts / 1000, UTC),
+                "event id": r.event_id,
+            }
+            for r in rows
+        ]
+    )
 
 
 def recent_recommendations(session: Session, names: dict[int, str], limit: int = 20) -> pd.DataFrame:
@@ -65,19 +80,35 @@ def recent_recommendations(session: Session, names: dict[int, str], limit: int =
     out = []
     for r in rows:
         latency = _ms(r.created_at) - r.event_ts if r.event_ts is not None else None
-        out.append({"written (UTC)": r.created_at, "user": r.user_id, "model": f"v{r.model_version_id}",
-                    "top 3": " · ".join(names.get(i, str(i)) for i in r.items[:3]),
-                    "event → recs (ms)": latency if latency is not None and latency < HISTORIC_S * 1000 else None,
-                    "event id": r.event_id})
+        out.append(
+            {
+                "written (UTC)": r.created_at,
+                "user": r.user_id,
+                "model": f"v{r.model_version_id}",
+                "top 3": " · ".join(names.get(i, str(i)) for i in r.items[:3]),
+                "event → recs (ms)": latency if latency is not None and latency < HISTORIC_S * 1000 else None,
+                "event id": r.event_id,
+            }
+        )
     return pd.DataFrame(out)
 
 
 def skipped_batches(session: Session, limit: int = 20) -> tuple[int, int, pd.DataFrame]:
     """(batches, offsets) the consumer skipped as undecodable, and the newest of them."""
     batches, offsets = skipped.skipped_totals(session)
-    frame = pd.DataFrame([{"skipped (UTC)": s.skipped_at, "topic": s.topic, "partition": s.partition,
-                           "offsets": f"{s.first_offset}..{s.last_offset}", "records": s.count, "reason": s.reason}
-                          for s in skipped.recent_skips(session, limit)])
+    frame = pd.DataFrame(
+        [
+            {
+                "skipped (UTC)": s.skipped_at,
+                "topic": s.topic,
+                "partition": s.partition,
+                "offsets": f"{s.first_offset}..{s.last_offset}",
+                "records": s.count,
+                "reason": s.reason,
+            }
+            for s in skipped.recent_skips(session, limit)
+        ]
+    )
     return batches, offsets, frame
 
 
@@ -94,8 +125,11 @@ def recommendation_latency(session: Session, since: datetime) -> tuple[pd.DataFr
     """``(frame, historic)``: per recommendation written since ``since``, its ``created_at`` and
     ``latency_ms`` = created_at - event time; ``historic`` counts those left out (event older
     than ``HISTORIC_S``, i.e. replayed history rather than a live click)."""
-    rows = session.execute(select(Recommendation.created_at, Recommendation.event_ts)
-                           .where(Recommendation.created_at >= since, Recommendation.event_ts.is_not(None))).all()
+    rows = session.execute(
+        select(Recommendation.created_at, Recommendation.event_ts).where(
+            Recommendation.created_at >= since, Recommendation.event_ts.is_not(None)
+        )
+    ).all()
     live, historic = [], 0
     for created, event_ts in rows:
         if event_ts is None:  # excluded by the query; keeps the type exact
@@ -129,9 +163,19 @@ def job_run_frame(session: Session, limit: int = 50) -> pd.DataFrame:
     out = []
     for run in rows:
         seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-        out.append({"run": run.id, "job": run.job, "started (UTC)": run.started_at, "status": run.status,
-                    "stage": run.stage, "decision": run.decision, "reason": run.reason,
-                    "candidate teacher": run.candidate_teacher_id, "candidate student": run.candidate_student_id,
-                    "compared with": run.active_student_id,
-                    "seconds": round(seconds, 1) if seconds is not None else None})
+        out.append(
+            {
+                "run": run.id,
+                "job": run.job,
+                "started (UTC)": run.started_at,
+                "status": run.status,
+                "stage": run.stage,
+                "decision": run.decision,
+                "reason": run.reason,
+                "candidate teacher": run.candidate_teacher_id,
+                "candidate student": run.candidate_student_id,
+                "compared with": run.active_student_id,
+                "seconds": round(seconds, 1) if seconds is not None else None,
+            }
+        )
     return pd.DataFrame(out)

@@ -75,24 +75,31 @@ def store(config: Settings) -> Store:
     url = config.database_url
     shown = make_url(url).render_as_string(hide_password=True)
     if _sqlite_file_missing(url):
-        raise StoreNotReady(f"There is no database at {shown} yet. Run `kdrec demo` (or `kdrec db upgrade` "
-                            "and `kdrec db load`) to create it and load a dataset.")
+        raise StoreNotReady(
+            f"There is no database at {shown} yet. Run `kdrec demo` (or `kdrec db upgrade` "
+            "and `kdrec db load`) to create it and load a dataset."
+        )
     try:
         bind = engine(url)
         if not inspect(bind).has_table("events"):
-            raise StoreNotReady(f"The database at {shown} has no kdrec schema yet. Run `kdrec demo` "
-                                "(or `kdrec db upgrade` and `kdrec db load`).")
+            raise StoreNotReady(
+                f"The database at {shown} has no kdrec schema yet. Run `kdrec demo` "
+                "(or `kdrec db upgrade` and `kdrec db load`)."
+            )
         sessions = read_sessions(url)
         with sessions() as session:
             counts = table_counts(session)
     except StoreNotReady:
         raise
     except Exception as exc:  # noqa: BLE001 - any driver error means "cannot read the store"
-        raise StoreNotReady(f"Cannot read the database at {shown}: {type(exc).__name__}: "
-                            f"{str(exc).strip().splitlines()[0][:300]}") from None
+        raise StoreNotReady(
+            f"Cannot read the database at {shown}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}"
+        ) from None
     if counts["items"] == 0:
-        raise StoreNotReady(f"The database at {shown} is empty: no catalogue loaded. Run `kdrec demo` "
-                            "(or `kdrec db load --dataset ml-100k`).")
+        raise StoreNotReady(
+            f"The database at {shown} is empty: no catalogue loaded. Run `kdrec demo` "
+            "(or `kdrec db load --dataset ml-100k`)."
+        )
     return Store(url, sessions, counts)
 
 

@@ -29,7 +29,8 @@ def artifact_size(folder: str | Path) -> ArtifactSize | None:
         return None
     total = embedding = 0
     with safe_open(str(weights), framework="pt") as handle:
-        for name in handle.keys():
+        names = handle.keys()  # a safetensors handle is not iterable itself
+        for name in names:
             count = 1
             for dim in handle.get_slice(name).get_shape():
                 count *= int(dim)
@@ -40,8 +41,9 @@ def artifact_size(folder: str | Path) -> ArtifactSize | None:
     return ArtifactSize(total, total - embedding, size / 2**20)
 
 
-def serving_latency_ms(loaded: LoadedVersion, histories: list[list[int]], k: int = 10,
-                       repeats: int = 30, seed: int = 0) -> float:
+def serving_latency_ms(
+    loaded: LoadedVersion, histories: list[list[int]], k: int = 10, repeats: int = 30, seed: int = 0
+) -> float:
     """Median wall time of one request (encode one session + FAISS top-k), over sampled histories."""
     if not histories:
         return float("nan")

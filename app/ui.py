@@ -38,9 +38,12 @@ def models_or_stop(config: Settings) -> dict[str, LoadedVersion | None]:
     except Exception as exc:  # noqa: BLE001 - a registry read failing must not show a traceback
         stop_with("error", f"Cannot read the model registry: {type(exc).__name__}: {exc}")
     if not any(models.values()):
-        stop_with("info", "No active model yet: the registry has no active student or teacher (or its artifact "
-                  "cannot be loaded). `kdrec demo` trains and activates both; so do `kdrec train teacher` and "
-                  "`kdrec train student`.")
+        stop_with(
+            "info",
+            "No active model yet: the registry has no active student or teacher (or its artifact "
+            "cannot be loaded). `kdrec demo` trains and activates both; so do `kdrec train teacher` and "
+            "`kdrec train student`.",
+        )
     return models
 
 

@@ -22,23 +22,34 @@ app = typer.Typer(help="Consume click events and serve recommendations.")
 @app.command("consume")
 @friendly_errors(SQLAlchemyError)
 def consume(
-    model_check: float = typer.Option(2.0, min=0.1, help="Seconds between checks for a newly "
-                                                          "promoted student."),
+    model_check: float = typer.Option(2.0, min=0.1, help="Seconds between checks for a newly promoted student."),
     poll_timeout_ms: int = typer.Option(500, min=1, help="Longest wait for records per poll."),
-    fetch_max_wait_ms: int | None = typer.Option(None, min=1,
-                                                 help="Longest time the broker may hold an empty fetch. "
-                                                      f"Default: on the embedded broker {EMBEDDED_BUSY_MS} ms while "
-                                                      f"records flow, {EMBEDDED_IDLE_MS} ms when idle; {REMOTE_MS} "
-                                                      "elsewhere (see stream/fetch_wait.py)."),
-    metrics_json: bool = typer.Option(False, "--metrics-json", help="Print the final counters "
-                                                                     "and stage timings as JSON."),
-    threads: int = typer.Option(1, min=1, help="CPU threads for the student (torch) and the FAISS search. "
-                                               "One is fastest for per-event batches; run more consumer "
-                                               "processes to use more cores."),
-    poison_attempts: int = typer.Option(3, min=1, help="Polls that may fail on one record batch the client "
-                                                       "cannot decode (unknown codec, corrupt payload, bad "
-                                                       "CRC) before it is skipped: it then goes to the "
-                                                       "dead-letter topic with its offsets and reason."),
+    fetch_max_wait_ms: int | None = typer.Option(
+        None,
+        min=1,
+        help="Longest time the broker may hold an empty fetch. "
+        f"Default: on the embedded broker {EMBEDDED_BUSY_MS} ms while "
+        f"records flow, {EMBEDDED_IDLE_MS} ms when idle; {REMOTE_MS} "
+        "elsewhere (see stream/fetch_wait.py).",
+    ),
+    metrics_json: bool = typer.Option(
+        False, "--metrics-json", help="Print the final counters and stage timings as JSON."
+    ),
+    threads: int = typer.Option(
+        1,
+        min=1,
+        help="CPU threads for the student (torch) and the FAISS search. "
+        "One is fastest for per-event batches; run more consumer "
+        "processes to use more cores.",
+    ),
+    poison_attempts: int = typer.Option(
+        3,
+        min=1,
+        help="Polls that may fail on one record batch the client "
+        "cannot decode (unknown codec, corrupt payload, bad "
+        "CRC) before it is skipped: it then goes to the "
+        "dead-letter topic with its offsets and reason.",
+    ),
 ) -> None:
     """Join the consumer group and apply click events to SQL, writing each touched user's top-K.
 
@@ -55,11 +66,16 @@ def consume(
         sessions = make_sessionmaker(engine)
         # Registry checks read only: on SQLite they must not take the write lock.
         active = ActiveModel(make_sessionmaker(engine, read_only=True), config.serve, check_every=0.0)
-        options = ConsumerOptions(poll_timeout_ms=poll_timeout_ms, model_check_s=model_check,
-                                  fetch_max_wait_ms=fetch_max_wait_ms, threads=threads,
-                                  poison_attempts=poison_attempts)
-        consumer = StreamConsumer(config.kafka, config.serve, sessions, active,
-                                  sequence_length=config.sequence_length, options=options)
+        options = ConsumerOptions(
+            poll_timeout_ms=poll_timeout_ms,
+            model_check_s=model_check,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            threads=threads,
+            poison_attempts=poison_attempts,
+        )
+        consumer = StreamConsumer(
+            config.kafka, config.serve, sessions, active, sequence_length=config.sequence_length, options=options
+        )
 
         def _stop(signum: int, frame: FrameType | None) -> None:
             consumer.stop()
@@ -70,9 +86,11 @@ def consume(
     finally:
         engine.dispose()
     summary = metrics.snapshot()
-    typer.echo(f"stopped after {summary['batches']} batches: {summary['records']} records, "
-               f"{summary['inserted']} new events, {summary['duplicates']} duplicates, "
-               f"{summary['rejected']} dead-lettered, {summary['skipped_batches']} undecodable batches skipped "
-               f"({summary['skipped_offsets']} offsets), {summary['recommendations']} recommendations")
+    typer.echo(
+        f"stopped after {summary['batches']} batches: {summary['records']} records, "
+        f"{summary['inserted']} new events, {summary['duplicates']} duplicates, "
+        f"{summary['rejected']} dead-lettered, {summary['skipped_batches']} undecodable batches skipped "
+        f"({summary['skipped_offsets']} offsets), {summary['recommendations']} recommendations"
+    )
     if metrics_json:
         typer.echo(json.dumps(summary, default=float))

@@ -19,8 +19,9 @@ _level: int | None = None
 def configure_logging(level: int | None = None) -> None:
     global _level
     _level = level
-    logging.basicConfig(level=level or logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level or logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("kafka", "urllib3", "httpx", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -27,17 +27,18 @@ from cli.context import fail, friendly_errors, settings
 from cli.demo_models import ActivePair, ensure_models, quick_profile
 from cli.demo_services import ServeOptions, ServiceError, serve
 from cli.evaluate import popularity_metrics
-from core.data.catalog import DatasetNotFound, load_dataset as open_dataset
+from core.data.catalog import DatasetNotFound
+from core.data.catalog import load_dataset as open_dataset
 from core.data.dataset import Dataset
 from core.data.errors import DataFormatError
 from core.data.fetch import REMOTES, FetchError, fetch
 from core.evaluation.report import metrics_table
 from core.text import CheckpointNotFound
-from stream.broker import BrokerError
 from store.engine import create_engine_for, make_sessionmaker
-from store.migrate import upgrade
 from store.load import load_dataset
+from store.migrate import upgrade
 from store.models import Event
+from stream.broker import BrokerError
 
 log = logging.getLogger(__name__)
 app = typer.Typer()
@@ -73,8 +74,10 @@ def prepare_store(sessions: sessionmaker[Session], data: Dataset, url: str, sequ
     with sessions() as session:
         name, stored = stored_dataset(session)
     if name is not None and name != data.name:
-        raise StoreMismatch(f"{url} holds the dataset {name!r}, not {data.name!r}: point KDREC_DATABASE_URL at "
-                            f"another database (e.g. sqlite:///var/kdrec-{data.name}.db) or remove this one")
+        raise StoreMismatch(
+            f"{url} holds the dataset {name!r}, not {data.name!r}: point KDREC_DATABASE_URL at "
+            f"another database (e.g. sqlite:///var/kdrec-{data.name}.db) or remove this one"
+        )
     if stored >= data.num_interactions:
         typer.echo(f"store: {url} already holds {stored:,} events; skipping the load")
         return
@@ -90,17 +93,30 @@ def quality_rows(pair: ActivePair) -> dict[str, dict[str, float]]:
 
 
 @app.command()
-@friendly_errors(SQLAlchemyError, DatasetNotFound, DataFormatError, FetchError, StoreMismatch,
-                 CheckpointNotFound, ServiceError, BrokerError, KafkaError)
+@friendly_errors(
+    SQLAlchemyError,
+    DatasetNotFound,
+    DataFormatError,
+    FetchError,
+    StoreMismatch,
+    CheckpointNotFound,
+    ServiceError,
+    BrokerError,
+    KafkaError,
+)
 def demo(
     dataset: str = typer.Option(None, help="ml-100k (default: KDREC_DATASET), ml-1m, or a dataset folder."),
-    minutes: float = typer.Option(2.0, min=0.05, help="Training budget of the teacher, and of the student, "
-                                  "when models must be trained."),
+    minutes: float = typer.Option(
+        2.0, min=0.05, help="Training budget of the teacher, and of the student, when models must be trained."
+    ),
     port: int = typer.Option(8501, envvar="KDREC_APP_PORT", help="Port of the Streamlit app."),
     address: str = typer.Option("127.0.0.1", envvar="KDREC_APP_ADDRESS", help="Address the app listens on."),
     rate: float = typer.Option(5.0, min=0.01, help="Clicks per second of the live traffic."),
-    serve_live: bool = typer.Option(True, "--serve/--no-serve", help="Start the live system after the "
-                                    "table (--no-serve: prepare data and models, print the table, exit)."),
+    serve_live: bool = typer.Option(
+        True,
+        "--serve/--no-serve",
+        help="Start the live system after the table (--no-serve: prepare data and models, print the table, exit).",
+    ),
     with_app: bool = typer.Option(True, "--app/--no-app", help="Start the Streamlit app."),
     with_traffic: bool = typer.Option(True, "--traffic/--no-traffic", help="Publish live click traffic."),
     with_scheduler: bool = typer.Option(True, "--scheduler/--no-scheduler", help="Start the scheduled jobs."),
@@ -122,15 +138,29 @@ def demo(
         engine.dispose()
     if pair.teacher is None or pair.student is None:
         raise fail("no active teacher and student after training; see the log above")
-    typer.echo("models: " + (f"trained {', '.join(trained)}" if trained else
-                             f"reusing teacher v{pair.teacher.id} and student v{pair.student.id}"))
+    typer.echo(
+        "models: "
+        + (
+            f"trained {', '.join(trained)}"
+            if trained
+            else f"reusing teacher v{pair.teacher.id} and student v{pair.student.id}"
+        )
+    )
     rows = {**popularity_metrics(source, "test"), **quality_rows(pair)}
     typer.echo(f"\n{data.name}: test targets, full ranking over all {data.num_items:,} items, seen items removed")
     typer.echo(metrics_table(rows))
     if not serve_live:
         return
-    options = ServeOptions(dataset=source, port=port, address=address, app=with_app, scheduler=with_scheduler,
-                           traffic=with_traffic, rate=rate, log_dir=log_dir)
+    options = ServeOptions(
+        dataset=source,
+        port=port,
+        address=address,
+        app=with_app,
+        scheduler=with_scheduler,
+        traffic=with_traffic,
+        rate=rate,
+        log_dir=log_dir,
+    )
     status = serve(config, options, typer.echo, started)
     if status:
         raise typer.Exit(status)

@@ -100,8 +100,13 @@ def _usable(version: ModelVersion | None, num_items: int) -> bool:
         return False
     trained = int(describe(folder).get("num_items", -1))
     if trained != num_items:
-        log.warning("%s version %d was trained on %d items, the dataset has %d; training a new one",
-                    version.kind, version.id, trained, num_items)
+        log.warning(
+            "%s version %d was trained on %d items, the dataset has %d; training a new one",
+            version.kind,
+            version.id,
+            trained,
+            num_items,
+        )
         return False
     return True
 
@@ -145,49 +150,110 @@ def version_metrics(dataset: Dataset, result: TrainResult, test: EvalSet) -> dic
     }
 
 
-def _train_teacher(config: Settings, dataset: Dataset, folds: LeaveOneOut, profile: QuickProfile,
-                   sessions: sessionmaker[Session]) -> tuple[ModelVersion, SequenceModel]:
-    log.info("training the teacher (%s LM layers, %d items, budget %s min)", profile.teacher.num_layers or "all",
-             profile.teacher.max_len, profile.teacher_train.max_minutes or "none")
-    result = train_teacher(dataset.item_texts(), folds, profile.teacher, profile.teacher_train,
-                           Path(config.artifact_dir) / "text-encodings", "all", profile.valid_users)
+def _train_teacher(
+    config: Settings, dataset: Dataset, folds: LeaveOneOut, profile: QuickProfile, sessions: sessionmaker[Session]
+) -> tuple[ModelVersion, SequenceModel]:
+    log.info(
+        "training the teacher (%s LM layers, %d items, budget %s min)",
+        profile.teacher.num_layers or "all",
+        profile.teacher.max_len,
+        profile.teacher_train.max_minutes or "none",
+    )
+    result = train_teacher(
+        dataset.item_texts(),
+        folds,
+        profile.teacher,
+        profile.teacher_train,
+        Path(config.artifact_dir) / "text-encodings",
+        "all",
+        profile.valid_users,
+    )
     metrics = version_metrics(dataset, result, folds.test)
     folder = new_artifact_folder(Path(config.artifact_dir), "teacher", dataset.name)
     with sessions.begin() as session:
-        version = publish(session, result.model, folder, metrics=metrics, serve=config.serve, promote=True,
-                          config={"profile": "quick", "teacher": profile.teacher.model_dump(),
-                                  "train": profile.teacher_train.model_dump(), "dataset": dataset.name})
+        version = publish(
+            session,
+            result.model,
+            folder,
+            metrics=metrics,
+            serve=config.serve,
+            promote=True,
+            config={
+                "profile": "quick",
+                "teacher": profile.teacher.model_dump(),
+                "train": profile.teacher_train.model_dump(),
+                "dataset": dataset.name,
+            },
+        )
         session.expunge(version)
     return version, result.model
 
 
-def _distil_student(config: Settings, dataset: Dataset, folds: LeaveOneOut, profile: QuickProfile,
-                    teacher_version: ModelVersion, teacher: SequenceModel,
-                    sessions: sessionmaker[Session]) -> ModelVersion:
-    log.info("distilling the student (%d x %d) from teacher version %d", profile.student.num_layers,
-             profile.student.hidden, teacher_version.id)
+def _distil_student(
+    config: Settings,
+    dataset: Dataset,
+    folds: LeaveOneOut,
+    profile: QuickProfile,
+    teacher_version: ModelVersion,
+    teacher: SequenceModel,
+    sessions: sessionmaker[Session],
+) -> ModelVersion:
+    log.info(
+        "distilling the student (%d x %d) from teacher version %d",
+        profile.student.num_layers,
+        profile.student.hidden,
+        teacher_version.id,
+    )
     distill = profile.distill
-    cache_path = (Path(config.artifact_dir) / "teacher-scores" /
-                  f"v{teacher_version.id}-L{profile.student.max_len}-k{distill.top_k}.safetensors")
-    cache = teacher_cache(teacher, folds, profile.student.max_len, distill.top_k, (distill.temperature,),
-                          cache_path, device=profile.student_train.device)
-    result = distill_student(folds, profile.student, profile.student_train, distill, cache,
-                             valid_users=profile.valid_users,
-                             teacher_hidden=teacher.item_embeddings().shape[1])
+    cache_path = (
+        Path(config.artifact_dir)
+        / "teacher-scores"
+        / f"v{teacher_version.id}-L{profile.student.max_len}-k{distill.top_k}.safetensors"
+    )
+    cache = teacher_cache(
+        teacher,
+        folds,
+        profile.student.max_len,
+        distill.top_k,
+        (distill.temperature,),
+        cache_path,
+        device=profile.student_train.device,
+    )
+    result = distill_student(
+        folds,
+        profile.student,
+        profile.student_train,
+        distill,
+        cache,
+        valid_users=profile.valid_users,
+        teacher_hidden=teacher.item_embeddings().shape[1],
+    )
     metrics = version_metrics(dataset, result, folds.test)
     folder = new_artifact_folder(Path(config.artifact_dir), "student", dataset.name)
     with sessions.begin() as session:
-        version = publish(session, result.model, folder, metrics=metrics, serve=config.serve,
-                          parent_id=teacher_version.id, promote=True,
-                          config={"profile": "quick", "student": profile.student.model_dump(),
-                                  "train": profile.student_train.model_dump(),
-                                  "distill": distill.model_dump(), "dataset": dataset.name})
+        version = publish(
+            session,
+            result.model,
+            folder,
+            metrics=metrics,
+            serve=config.serve,
+            parent_id=teacher_version.id,
+            promote=True,
+            config={
+                "profile": "quick",
+                "student": profile.student.model_dump(),
+                "train": profile.student_train.model_dump(),
+                "distill": distill.model_dump(),
+                "dataset": dataset.name,
+            },
+        )
         session.expunge(version)
     return version
 
 
-def ensure_models(config: Settings, dataset: Dataset, sessions: sessionmaker[Session],
-                  profile: QuickProfile) -> tuple[ActivePair, list[str]]:
+def ensure_models(
+    config: Settings, dataset: Dataset, sessions: sessionmaker[Session], profile: QuickProfile
+) -> tuple[ActivePair, list[str]]:
     """Active teacher and student for ``dataset``, training what is missing; returns what was trained."""
     pair = active_pair(sessions)
     teacher_ok = _usable(pair.teacher, dataset.num_items)

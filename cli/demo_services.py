@@ -78,17 +78,32 @@ def kdrec(*args: str) -> list[str]:
 
 
 def streamlit_argv(options: ServeOptions) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(app_script()),
-            "--server.headless=true", f"--server.port={options.port}", f"--server.address={options.address}",
-            "--server.fileWatcherType=none", "--browser.gatherUsageStats=false",
-            "--server.runOnSave=false", "--client.toolbarMode=viewer"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_script()),
+        "--server.headless=true",
+        f"--server.port={options.port}",
+        f"--server.address={options.address}",
+        "--server.fileWatcherType=none",
+        "--browser.gatherUsageStats=false",
+        "--server.runOnSave=false",
+        "--client.toolbarMode=viewer",
+    ]
 
 
 def child_env(config: Settings, options: ServeOptions) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"KDREC_DATASET": options.dataset, "KDREC_DATABASE_URL": config.database_url,
-                "KDREC_KAFKA__BOOTSTRAP_SERVERS": config.kafka.bootstrap_servers,
-                "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "KDREC_DATASET": options.dataset,
+            "KDREC_DATABASE_URL": config.database_url,
+            "KDREC_KAFKA__BOOTSTRAP_SERVERS": config.kafka.bootstrap_servers,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -99,8 +114,10 @@ def start_broker(config: Settings, echo: Echo) -> EmbeddedBroker | None:
         echo(f"broker: embedded, listening on {broker.bootstrap_servers} (in memory)")
         return broker
     if not any_reachable(config.kafka.bootstrap_servers):
-        raise ServiceError(f"no Kafka broker reachable at {config.kafka.bootstrap_servers} (and the embedded "
-                           "one is off or the address is not loopback)")
+        raise ServiceError(
+            f"no Kafka broker reachable at {config.kafka.bootstrap_servers} (and the embedded "
+            "one is off or the address is not loopback)"
+        )
     ensure_topics(config.kafka)
     echo(f"broker: using the one at {config.kafka.bootstrap_servers}")
     return None
@@ -109,10 +126,16 @@ def start_broker(config: Settings, echo: Echo) -> EmbeddedBroker | None:
 def start_children(supervisor: Supervisor, options: ServeOptions, echo: Echo) -> Child | None:
     """Consumer, scheduler, traffic and app; returns the app's child (None with --no-app)."""
     commands = kdrec_commands()
-    wanted = [("consumer", options.consumer, "consume", kdrec("consume")),
-              ("scheduler", options.scheduler, "scheduler", kdrec("scheduler")),
-              ("traffic", options.traffic, "traffic",
-               kdrec("traffic", "--dataset", options.dataset, "--rate", f"{options.rate:g}"))]
+    wanted = [
+        ("consumer", options.consumer, "consume", kdrec("consume")),
+        ("scheduler", options.scheduler, "scheduler", kdrec("scheduler")),
+        (
+            "traffic",
+            options.traffic,
+            "traffic",
+            kdrec("traffic", "--dataset", options.dataset, "--rate", f"{options.rate:g}"),
+        ),
+    ]
     for name, enabled, command, argv in wanted:
         if not enabled:
             continue
@@ -148,8 +171,9 @@ def serve(config: Settings, options: ServeOptions, echo: Echo, started: float) -
             host = "localhost" if options.address in ("127.0.0.1", "0.0.0.0") else options.address
             url = f"http://{host}:{options.port}"
             if not wait_http(f"http://127.0.0.1:{options.port}/_stcore/health", options.app_timeout_s, app_child):
-                raise ServiceError(f"the app did not answer on {url} within {options.app_timeout_s:.0f} s:\n"
-                                   f"{app_child.tail()}")
+                raise ServiceError(
+                    f"the app did not answer on {url} within {options.app_timeout_s:.0f} s:\n{app_child.tail()}"
+                )
             echo(f"\nkdrec is live at {url}  (served {time.monotonic() - started:.1f} s after start; Ctrl-C to stop)")
         while True:
             if broker is not None and not broker.running:

@@ -49,6 +49,7 @@ def evaluate(
     typer.echo(f"{name}, {split} targets, full ranking over all items, seen items removed")
     typer.echo(metrics_table(rows))
     path = output or Path("var/results") / f"{Path(name).name}-{Path(model).name}-{split}.json"
-    write_json(path, {"dataset": name, "split": split, "metrics": rows,
-                      "seconds": round(time.perf_counter() - started, 2)})
+    write_json(
+        path, {"dataset": name, "split": split, "metrics": rows, "seconds": round(time.perf_counter() - started, 2)}
+    )
     typer.echo(f"wrote {path}")

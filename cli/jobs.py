@@ -16,9 +16,11 @@ from store import job_runs, lease
 from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import upgrade
 
-app = typer.Typer(help="The scheduled refit pipeline (refit teacher -> redistil student -> reindex -> "
-                       "evaluate -> promote or reject): run it now, list its runs, show its lease.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The scheduled refit pipeline (refit teacher -> redistil student -> reindex -> "
+    "evaluate -> promote or reject): run it now, list its runs, show its lease.",
+    no_args_is_help=True,
+)
 URL_HELP = "Database URL (default: KDREC_DATABASE_URL)."
 EXIT_FAILED, EXIT_SKIPPED = 1, 3
 
@@ -38,11 +40,15 @@ def print_outcome(outcome: RunOutcome) -> None:
     """The decision, the reason and both students' holdout metrics."""
     typer.echo(f"run {outcome.run_id}: {outcome.status}" + (f", {outcome.decision}" if outcome.decision else ""))
     typer.echo(f"reason: {outcome.reason}")
-    rows = {f"{label} v{outcome.versions.get(key)}": outcome.metrics[name]
-            for name, label, key in (("active", "active", "active_student"),
-                                     ("candidate", "candidate", "candidate_student"),
-                                     ("candidate_teacher", "cand. teacher", "candidate_teacher"))
-            if name in outcome.metrics}
+    rows = {
+        f"{label} v{outcome.versions.get(key)}": outcome.metrics[name]
+        for name, label, key in (
+            ("active", "active", "active_student"),
+            ("candidate", "candidate", "candidate_student"),
+            ("candidate_teacher", "cand. teacher", "candidate_teacher"),
+        )
+        if name in outcome.metrics
+    }
     if rows:
         typer.echo(metrics_table(rows))
     if outcome.seconds:
@@ -51,10 +57,14 @@ def print_outcome(outcome: RunOutcome) -> None:
 
 @app.command("run-now")
 @friendly_errors(SQLAlchemyError, CheckpointNotFound)
-def run_now(url: str = typer.Option(None, help=URL_HELP),
-            threads: int = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)."),
-            progress: bool = typer.Option(True, help="Show training progress bars.")) -> None:
-    """Run the pipeline once in the foreground with progress. Exit code 0: promoted or rejected, 1: failed, 3: skipped (another run holds the lease)."""
+def run_now(
+    url: str = typer.Option(None, help=URL_HELP),
+    threads: int = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)."),
+    progress: bool = typer.Option(True, help="Show training progress bars."),
+) -> None:
+    """Run the pipeline once in the foreground with progress.
+
+    Exit code 0: promoted or rejected, 1: failed, 3: skipped (another run holds the lease)."""
     config = _config(url)
     _threads(threads)
     engine = create_engine_for(config.database_url)
@@ -81,10 +91,11 @@ def _ndcg(metrics: dict, key: str) -> str:
 
 @app.command()
 @friendly_errors(SQLAlchemyError)
-def runs(url: str = typer.Option(None, help=URL_HELP),
-         limit: int = typer.Option(20, min=1, help="How many, newest first."),
-         status: str = typer.Option(None, help="Only runs with this status (running, succeeded, failed, skipped).")
-         ) -> None:
+def runs(
+    url: str = typer.Option(None, help=URL_HELP),
+    limit: int = typer.Option(20, min=1, help="How many, newest first."),
+    status: str = typer.Option(None, help="Only runs with this status (running, succeeded, failed, skipped)."),
+) -> None:
     """List pipeline runs: status, decision, both students' holdout NDCG@10 and the reason."""
     engine = create_engine_for(_config(url).database_url)
     try:
@@ -93,20 +104,26 @@ def runs(url: str = typer.Option(None, help=URL_HELP),
             rows = job_runs.list_runs(session, status=status, limit=limit)
     finally:
         engine.dispose()
-    typer.echo(f"{'id':>4} {'status':<10} {'decision':<9} {'started (UTC)':<19} {'min':>6} {'cand':>5} "
-               f"{'active':>6} {'cand@10':>8} {'act@10':>8}  reason")
+    typer.echo(
+        f"{'id':>4} {'status':<10} {'decision':<9} {'started (UTC)':<19} {'min':>6} {'cand':>5} "
+        f"{'active':>6} {'cand@10':>8} {'act@10':>8}  reason"
+    )
     for run in rows:
         minutes = ((run.finished_at - run.started_at).total_seconds() / 60) if run.finished_at else None
-        typer.echo(f"{run.id:>4} {run.status:<10} {run.decision or '':<9} {run.started_at:%Y-%m-%d %H:%M:%S} "
-                   f"{f'{minutes:.1f}' if minutes is not None else '-':>6} {run.candidate_student_id or '':>5} "
-                   f"{run.active_student_id or '':>6} {_ndcg(run.metrics, 'candidate'):>8} "
-                   f"{_ndcg(run.metrics, 'active'):>8}  {(run.reason or run.stage or '')[:100]}")
+        typer.echo(
+            f"{run.id:>4} {run.status:<10} {run.decision or '':<9} {run.started_at:%Y-%m-%d %H:%M:%S} "
+            f"{f'{minutes:.1f}' if minutes is not None else '-':>6} {run.candidate_student_id or '':>5} "
+            f"{run.active_student_id or '':>6} {_ndcg(run.metrics, 'candidate'):>8} "
+            f"{_ndcg(run.metrics, 'active'):>8}  {(run.reason or run.stage or '')[:100]}"
+        )
 
 
 @app.command()
 @friendly_errors(SQLAlchemyError, job_runs.RunNotFound)
-def show(run_id: int = typer.Argument(..., help="A run id from 'kdrec jobs runs'."),
-         url: str = typer.Option(None, help=URL_HELP)) -> None:
+def show(
+    run_id: int = typer.Argument(..., help="A run id from 'kdrec jobs runs'."),
+    url: str = typer.Option(None, help=URL_HELP),
+) -> None:
     """Everything recorded about one run, as JSON."""
     engine = create_engine_for(_config(url).database_url)
     try:
@@ -134,6 +151,7 @@ def show_lease(url: str = typer.Option(None, help=URL_HELP)) -> None:
         typer.echo("lease 'refit' is free")
         return
     state = "expired" if row.expires_at <= now else f"expires in {(row.expires_at - now).total_seconds():.0f}s"
-    typer.echo(f"lease 'refit' held by {row.holder} since {row.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
-               f"renewed {row.renewed_at:%H:%M:%S}, {state}")
-
+    typer.echo(
+        f"lease 'refit' held by {row.holder} since {row.acquired_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"renewed {row.renewed_at:%H:%M:%S}, {state}"
+    )

@@ -30,11 +30,13 @@ def resolve_artifact(spec: str, config: Settings) -> tuple[Path, int | None]:
         try:
             upgrade(engine)
             with make_sessionmaker(engine, read_only=True)() as session:
-                version = (registry.get_version(session, int(spec)) if spec.isdigit()
-                           else registry.get_active(session, spec))
+                version = (
+                    registry.get_version(session, int(spec)) if spec.isdigit() else registry.get_active(session, spec)
+                )
                 if version is None:
-                    raise ModelNotFound(f"no active {spec} in {config.database_url}; "
-                                        f"train one with 'kdrec train {spec}'")
+                    raise ModelNotFound(
+                        f"no active {spec} in {config.database_url}; train one with 'kdrec train {spec}'"
+                    )
                 return Path(version.artifact_path), version.id
         except registry.VersionNotFound as exc:
             raise ModelNotFound(str(exc)) from None

@@ -39,8 +39,9 @@ class RestartPolicy:
         return 1 if uptime_s >= self.stable_s else streak + 1
 
     def describe(self) -> str:
-        return (f"backoff {self.initial_s:g} s x{self.factor:g} up to {self.max_s:g} s, "
-                f"reset after {self.stable_s:g} s up")
+        return (
+            f"backoff {self.initial_s:g} s x{self.factor:g} up to {self.max_s:g} s, reset after {self.stable_s:g} s up"
+        )
 
 
 def describe_status(returncode: int) -> str:
@@ -65,12 +66,22 @@ class Event:
     """Seconds until the next start (exits and failed restarts); None when none is scheduled."""
 
 
-def exited(name: str, pid: int, returncode: int, uptime_s: float, log_path: Path, tail: str,
-           restart_in: float | None, restarts: int) -> Event:
+def exited(
+    name: str,
+    pid: int,
+    returncode: int,
+    uptime_s: float,
+    log_path: Path,
+    tail: str,
+    restart_in: float | None,
+    restarts: int,
+) -> Event:
     """The report of an exit: status, uptime, when (or whether) it restarts, the log's last lines."""
     plan = "not restarting it" if restart_in is None else f"restarting it in {restart_in:g} s (restart {restarts + 1})"
-    message = (f"{name} (pid {pid}) {describe_status(returncode)} after {uptime_s:.1f} s up; {plan}; "
-               f"last lines of {log_path}:\n{tail}")
+    message = (
+        f"{name} (pid {pid}) {describe_status(returncode)} after {uptime_s:.1f} s up; {plan}; "
+        f"last lines of {log_path}:\n{tail}"
+    )
     return Event("exited", name, message, restart_in)
 
 
@@ -79,5 +90,6 @@ def restarted(name: str, pid: int, restarts: int, log_path: Path) -> Event:
 
 
 def restart_failed(name: str, error: OSError, retry_in: float) -> Event:
-    return Event("restart_failed", name, f"{name}: could not be restarted ({error}); trying again in {retry_in:g} s",
-                 retry_in)
+    return Event(
+        "restart_failed", name, f"{name}: could not be restarted ({error}); trying again in {retry_in:g} s", retry_in
+    )

@@ -22,10 +22,12 @@ log = logging.getLogger("kdrec.scheduler")
 @app.command()
 @friendly_errors(SQLAlchemyError, ValueError)
 def scheduler(
-    interval_minutes: float = typer.Option(None, min=0.01, help="Run every N minutes (default: "
-                                           "KDREC_JOBS__INTERVAL_MINUTES)."),
-    cron: str = typer.Option(None, help="A crontab expression in UTC, e.g. '0 3 * * *' (default: KDREC_JOBS__CRON; "
-                             "overrides the interval)."),
+    interval_minutes: float = typer.Option(
+        None, min=0.01, help="Run every N minutes (default: KDREC_JOBS__INTERVAL_MINUTES)."
+    ),
+    cron: str = typer.Option(
+        None, help="A crontab expression in UTC, e.g. '0 3 * * *' (default: KDREC_JOBS__CRON; overrides the interval)."
+    ),
     run_at_start: bool = typer.Option(False, "--run-at-start", help="Also run once right away."),
     threads: int = typer.Option(None, min=1, help="torch CPU threads (default: torch's choice)."),
 ) -> None:
@@ -54,8 +56,11 @@ def scheduler(
         blocking.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
-    typer.echo(f"refit pipeline scheduled {describe(config.jobs)} on "
-               f"{engine.url.render_as_string(hide_password=True)}; Ctrl-C to stop", err=True)
+    typer.echo(
+        f"refit pipeline scheduled {describe(config.jobs)} on "
+        f"{engine.url.render_as_string(hide_password=True)}; Ctrl-C to stop",
+        err=True,
+    )
     try:
         blocking.start()
     except (KeyboardInterrupt, SystemExit):

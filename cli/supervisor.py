@@ -11,6 +11,7 @@ again after a growing backoff, appending to the same log, so its crash lines sur
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -36,10 +37,8 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        except OSError:
-            pass
 
 
 @dataclass
@@ -78,8 +77,7 @@ class Child:
 class Supervisor:
     """Starts named children with one environment, restarts the ones with a policy, stops all; a context manager."""
 
-    def __init__(self, log_dir: Path, env: Mapping[str, str], cwd: Path | None = None,
-                 grace_s: float = 10.0) -> None:
+    def __init__(self, log_dir: Path, env: Mapping[str, str], cwd: Path | None = None, grace_s: float = 10.0) -> None:
         self.log_dir = Path(log_dir)
         self.env = dict(env)
         self.cwd = cwd
@@ -88,8 +86,16 @@ class Supervisor:
         self.stopping = False
 
     def _spawn(self, argv: list[str], out: BinaryIO) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=self.env, cwd=self.cwd, start_new_session=True, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
     def start(self, name: str, argv: Sequence[str], restart: RestartPolicy | None = None) -> Child:
         """Start ``argv`` with a fresh ``<log_dir>/<name>.log``; with ``restart``, restart it when it exits."""
@@ -130,8 +136,9 @@ class Supervisor:
             child.streak = child.restart.next_streak(child.streak, uptime)
             delay = child.restart.delay(child.streak)
             child.restart_at = now + delay
-        event = report.exited(child.name, child.pid, child.process.returncode, uptime, child.log_path, child.tail(),
-                              delay, child.restarts)
+        event = report.exited(
+            child.name, child.pid, child.process.returncode, uptime, child.log_path, child.tail(), delay, child.restarts
+        )
         log.warning("%s", event.message.split("\n", 1)[0])
         return event
 
@@ -180,16 +187,15 @@ class Supervisor:
     def __enter__(self) -> Supervisor:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop_all()
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def wait_http(url: str, timeout_s: float, alive: Child | None = None, interval_s: float = 0.2) -> bool:
@@ -199,7 +205,7 @@ def wait_http(url: str, timeout_s: float, alive: Child | None = None, interval_s
         if alive is not None and not alive.running:
             return False
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return True
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):

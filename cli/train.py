@@ -7,7 +7,7 @@ candidate (with its parent teacher for a student) and, unless ``--no-promote``, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +23,7 @@ from core.models.artifacts import save_model
 from core.models.scorer import ModelScorer
 from core.settings import Settings, TrainConfig
 from core.text import CheckpointNotFound
+from core.training.data import WindowMode
 from core.training.recipes import TrainResult, distill_student, teacher_cache, train_student, train_teacher
 from store import registry
 from store.engine import create_engine_for, make_sessionmaker
@@ -30,20 +31,38 @@ from store.migrate import upgrade
 from store.versions import new_artifact_folder, publish
 
 app = typer.Typer(help="Train the LM teacher or distil the student.", no_args_is_help=True)
-ERRORS = (DatasetNotFound, DataFormatError, CheckpointNotFound, ModelNotFound, SQLAlchemyError,
-          registry.RegistryError, ValueError)
+ERRORS = (
+    DatasetNotFound,
+    DataFormatError,
+    CheckpointNotFound,
+    ModelNotFound,
+    SQLAlchemyError,
+    registry.RegistryError,
+    ValueError,
+)
 
 
-def _train_config(base: TrainConfig, epochs: int | None, minutes: float | None, lr: float | None,
-                  device: str | None) -> TrainConfig:
+def _train_config(
+    base: TrainConfig, epochs: int | None, minutes: float | None, lr: float | None, device: str | None
+) -> TrainConfig:
     """``base`` (the settings' teacher or student training) with the options given on the command line."""
-    updates: dict[str, Any] = {k: v for k, v in {"epochs": epochs, "max_minutes": minutes, "lr": lr,
-                                                 "device": device}.items() if v is not None}
+    updates: dict[str, Any] = {
+        k: v for k, v in {"epochs": epochs, "max_minutes": minutes, "lr": lr, "device": device}.items() if v is not None
+    }
     return base.model_copy(update=updates)
 
 
-def _finish(config: Settings, kind: str, result: TrainResult, folds: LeaveOneOut, dataset: str,
-            run_config: dict[str, Any], promote: bool, register: bool, parent_id: int | None = None) -> None:
+def _finish(
+    config: Settings,
+    kind: str,
+    result: TrainResult,
+    folds: LeaveOneOut,
+    dataset: str,
+    run_config: dict[str, Any],
+    promote: bool,
+    register: bool,
+    parent_id: int | None = None,
+) -> None:
     """Evaluate on the test targets, save the artifact and (unless told not to) publish it as a version:
     ``store.versions.publish`` writes the model, a student's FAISS index and the registry row, as the jobs do."""
     test = evaluate(ModelScorer(result.model), folds.test)
@@ -60,8 +79,16 @@ def _finish(config: Settings, kind: str, result: TrainResult, folds: LeaveOneOut
     try:
         upgrade(engine)
         with make_sessionmaker(engine).begin() as session:
-            version = publish(session, result.model, folder, metrics=metrics, config={"dataset": dataset, **run_config},
-                              serve=config.serve, parent_id=parent_id, promote=promote)
+            version = publish(
+                session,
+                result.model,
+                folder,
+                metrics=metrics,
+                config={"dataset": dataset, **run_config},
+                serve=config.serve,
+                parent_id=parent_id,
+                promote=promote,
+            )
             write_json(folder / "history.json", result.history.to_dict())
             typer.echo(saved)
             typer.echo(f"registered {kind} version {version.id} ({'active' if promote else 'candidate'})")
@@ -77,8 +104,10 @@ def teacher(
     max_len: int = typer.Option(None, help="Items the teacher reads."),
     layers: int = typer.Option(None, help="Keep the first N transformer layers of the LM."),
     random_init: bool = typer.Option(False, "--random-init", help="Same architecture, no pre-trained weights."),
-    epochs: int = typer.Option(None), max_minutes: float = typer.Option(None, help="Time budget."),
-    lr: float = typer.Option(None), device: str = typer.Option(None, help="auto, cpu or cuda."),
+    epochs: int = typer.Option(None),
+    max_minutes: float = typer.Option(None, help="Time budget."),
+    lr: float = typer.Option(None),
+    device: str = typer.Option(None, help="auto, cpu or cuda."),
     windows: str = typer.Option("all", help="all: every training item is a target; last: SASRec windows."),
     promote: bool = typer.Option(True, help="Make the new version active."),
     register: bool = typer.Option(True, help="Record the version in the registry."),
@@ -88,8 +117,9 @@ def teacher(
     if windows not in ("all", "last"):
         raise typer.BadParameter("windows must be 'all' or 'last'", param_hint="--windows")
     name = dataset or config.dataset
-    updates = {k: v for k, v in {"objective": objective, "max_len": max_len, "num_layers": layers}.items()
-               if v is not None}
+    updates = {
+        k: v for k, v in {"objective": objective, "max_len": max_len, "num_layers": layers}.items() if v is not None
+    }
     if random_init:
         updates["pretrained"] = False
     teacher_config = config.teacher.model_copy(update=updates)
@@ -97,23 +127,40 @@ def teacher(
     train = _train_config(config.train, epochs, max_minutes, lr, device)
     data = load_dataset(name, config.data_dirs, text_columns=config.text_columns)
     folds = leave_one_out(data)
-    result = train_teacher(data.item_texts(), folds, teacher_config, train,
-                           Path(config.artifact_dir) / "text-encodings", windows)  # type: ignore[arg-type]
-    _finish(config, "teacher", result, folds, name,
-            {"teacher": teacher_config.model_dump(), "train": train.model_dump(), "windows": windows},
-            promote, register)
+    result = train_teacher(
+        data.item_texts(),
+        folds,
+        teacher_config,
+        train,
+        Path(config.artifact_dir) / "text-encodings",
+        cast(WindowMode, windows),
+    )
+    _finish(
+        config,
+        "teacher",
+        result,
+        folds,
+        name,
+        {"teacher": teacher_config.model_dump(), "train": train.model_dump(), "windows": windows},
+        promote,
+        register,
+    )
 
 
 @app.command()
 @friendly_errors(*ERRORS)
 def student(
-    teacher: str = typer.Option("teacher", help="Teacher to distil from: 'teacher' (the active one), a "
-                                "version id or an artifact folder."),
+    teacher: str = typer.Option(
+        "teacher", help="Teacher to distil from: 'teacher' (the active one), a version id or an artifact folder."
+    ),
     no_kd: bool = typer.Option(False, "--no-kd", help="Train the student alone (no teacher)."),
     dataset: str = typer.Option(None, help="Dataset name or folder (default: settings' dataset)."),
-    alpha: float = typer.Option(None), temperature: float = typer.Option(None),
-    epochs: int = typer.Option(None), max_minutes: float = typer.Option(None, help="Time budget."),
-    lr: float = typer.Option(None), device: str = typer.Option(None, help="auto, cpu or cuda."),
+    alpha: float = typer.Option(None),
+    temperature: float = typer.Option(None),
+    epochs: int = typer.Option(None),
+    max_minutes: float = typer.Option(None, help="Time budget."),
+    lr: float = typer.Option(None),
+    device: str = typer.Option(None, help="auto, cpu or cuda."),
     promote: bool = typer.Option(True, help="Make the new version active."),
     register: bool = typer.Option(True, help="Record the version in the registry."),
 ) -> None:
@@ -121,8 +168,9 @@ def student(
     config = settings()
     name = dataset or config.dataset
     train = _train_config(config.student_train, epochs, max_minutes, lr, device)
-    distill = config.distill.model_copy(update={k: v for k, v in {"alpha": alpha, "temperature": temperature}.items()
-                                                if v is not None})
+    distill = config.distill.model_copy(
+        update={k: v for k, v in {"alpha": alpha, "temperature": temperature}.items() if v is not None}
+    )
     distill = type(distill).model_validate(distill.model_dump())
     data = load_dataset(name, config.data_dirs, text_columns=config.text_columns)
     folds = leave_one_out(data)
@@ -133,11 +181,22 @@ def student(
         return
     folder, version = resolve_artifact(teacher, config)
     teacher_model = load_for_dataset(folder, data.num_items, train.device)
-    cache_path = (Path(config.artifact_dir) / "teacher-scores" /
-                  f"{folder.name}-L{config.student.max_len}-k{distill.top_k}-T{distill.temperature}.safetensors")
-    cache = teacher_cache(teacher_model, folds, config.student.max_len, distill.top_k, (distill.temperature,),
-                          cache_path, device=train.device)
-    result = distill_student(folds, config.student, train, distill, cache,
-                             teacher_hidden=teacher_model.item_embeddings().shape[1])
+    cache_path = (
+        Path(config.artifact_dir)
+        / "teacher-scores"
+        / f"{folder.name}-L{config.student.max_len}-k{distill.top_k}-T{distill.temperature}.safetensors"
+    )
+    cache = teacher_cache(
+        teacher_model,
+        folds,
+        config.student.max_len,
+        distill.top_k,
+        (distill.temperature,),
+        cache_path,
+        device=train.device,
+    )
+    result = distill_student(
+        folds, config.student, train, distill, cache, teacher_hidden=teacher_model.item_embeddings().shape[1]
+    )
     run_config.update({"distill": distill.model_dump(), "teacher_artifact": str(folder)})
     _finish(config, "student", result, folds, name, run_config, promote, register, parent_id=version)

@@ -9,7 +9,7 @@ environment itself. Nested groups use ``__`` in variable names, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,8 +54,14 @@ class KafkaSettings(_Frozen):
             "bootstrap_servers": self.bootstrap_servers.split(","),
             "security_protocol": self.security_protocol,
         }
-        for key in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
-                    "ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        for key in (
+            "sasl_mechanism",
+            "sasl_plain_username",
+            "sasl_plain_password",
+            "ssl_cafile",
+            "ssl_certfile",
+            "ssl_keyfile",
+        ):
             value = getattr(self, key)
             if value is not None:
                 options[key] = value
@@ -214,7 +220,7 @@ class SettingsError(ValueError):
     """Raised when the environment holds invalid settings; names each variable."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, turning validation errors into a readable message."""
     try:
         return Settings(**overrides)

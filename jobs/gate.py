@@ -21,17 +21,24 @@ class Decision:
     reason: str
 
 
-def decide(candidate: Mapping[str, float], active: Mapping[str, float] | None, tolerance: float,
-           metric: str = GATE_METRIC, floor: Mapping[str, float] | None = None) -> Decision:
+def decide(
+    candidate: Mapping[str, float],
+    active: Mapping[str, float] | None,
+    tolerance: float,
+    metric: str = GATE_METRIC,
+    floor: Mapping[str, float] | None = None,
+) -> Decision:
     """Promote or reject ``candidate`` against ``active`` (None: nothing active yet) and the
     ``floor`` baseline (None: no floor)."""
     value = float(candidate.get(metric, float("nan")))
     if not math.isfinite(value):
         return Decision(False, f"candidate {metric} is {value}: not a usable model")
-    if floor is not None and math.isfinite(base := float(floor.get(metric, float("nan")))) \
-            and value < base - tolerance:
-        return Decision(False, f"candidate {metric} {value:.4f} is below the popularity baseline's {base:.4f} "
-                               f"(tolerance {tolerance:g}): not worth serving")
+    if floor is not None and math.isfinite(base := float(floor.get(metric, float("nan")))) and value < base - tolerance:
+        return Decision(
+            False,
+            f"candidate {metric} {value:.4f} is below the popularity baseline's {base:.4f} "
+            f"(tolerance {tolerance:g}): not worth serving",
+        )
     if active is None:
         return Decision(True, f"no active student yet: first candidate promoted ({metric} {value:.4f})")
     baseline = float(active.get(metric, float("nan")))

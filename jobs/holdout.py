@@ -39,8 +39,9 @@ class CatalogueScorer:
         return out
 
 
-def holdout_metrics(model: SequenceModel, holdout: EvalSet, num_items: int,
-                    device: torch.device | str | None = None) -> dict[str, float]:
+def holdout_metrics(
+    model: SequenceModel, holdout: EvalSet, num_items: int, device: torch.device | str | None = None
+) -> dict[str, float]:
     """Full-ranking metrics (seen items removed) of ``model`` on ``holdout``."""
     return evaluate(CatalogueScorer(model, num_items, device), holdout)
 

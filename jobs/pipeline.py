@@ -25,8 +25,7 @@ from core.settings import Settings
 from core.training.recipes import release
 from jobs import stages
 from jobs.gate import GATE_METRIC, Decision, decide
-from jobs.holdout import popularity_metrics
-from jobs.holdout import holdout_metrics
+from jobs.holdout import holdout_metrics, popularity_metrics
 from store import job_runs, lease, registry
 from store.engine import make_sessionmaker
 from store.versions import prune_artifacts
@@ -52,8 +51,16 @@ class RunOutcome:
 class RefitPipeline:
     """One refit run per ``run()`` call (a new lease holder each time)."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, on_stage: StageHook | None = None,
-                 progress: bool = False, text_cache: Path | None = None, job: str = JOB) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        on_stage: StageHook | None = None,
+        progress: bool = False,
+        text_cache: Path | None = None,
+        job: str = JOB,
+    ) -> None:
         self.settings = settings
         self.sessions = make_sessionmaker(engine)
         self.readers = make_sessionmaker(engine, read_only=True)
@@ -75,8 +82,11 @@ class RefitPipeline:
     def _skip(self, holder: str) -> RunOutcome:
         with self.sessions.begin() as session:
             row = lease.current(session, self.job)
-            reason = (f"lease {self.job!r} held by {row.holder} until {row.expires_at:%Y-%m-%d %H:%M:%S} UTC"
-                      if row is not None else f"lease {self.job!r} was taken")
+            reason = (
+                f"lease {self.job!r} held by {row.holder} until {row.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+                if row is not None
+                else f"lease {self.job!r} was taken"
+            )
             run = job_runs.record_skipped(session, self.job, holder, reason)
         log.info("refit skipped: %s", reason)
         return RunOutcome("skipped", None, reason, run.id)
@@ -99,12 +109,19 @@ class _Run:
 
     def execute(self) -> RunOutcome:
         jobs = self.settings.jobs
-        budget = {"teacher_epochs": jobs.teacher_epochs, "teacher_max_minutes": jobs.teacher_max_minutes,
-                  "student_epochs": jobs.student_epochs, "student_max_minutes": jobs.student_max_minutes,
-                  "tolerance": jobs.tolerance}
+        budget = {
+            "teacher_epochs": jobs.teacher_epochs,
+            "teacher_max_minutes": jobs.teacher_max_minutes,
+            "student_epochs": jobs.student_epochs,
+            "student_max_minutes": jobs.student_max_minutes,
+            "tolerance": jobs.tolerance,
+        }
         with self.p.sessions.begin() as session:
-            abandoned = job_runs.abandon_running(session, self.p.job, "abandoned: its process stopped before the "
-                                                 f"run finished (lease expired; found by {self.held.holder})")
+            abandoned = job_runs.abandon_running(
+                session,
+                self.p.job,
+                f"abandoned: its process stopped before the run finished (lease expired; found by {self.held.holder})",
+            )
             self.run_id = job_runs.start(session, self.p.job, self.held.holder, details={"budget": budget}).id
         if abandoned:
             log.warning("marked abandoned runs %s failed", abandoned)
@@ -154,7 +171,10 @@ class _Run:
         staged = stages.stage_candidates(candidates, settings, label, self.run_id)
         with self.p.sessions.begin() as session:
             teacher_version, student_version = stages.publish_candidates(session, staged, settings)
-            self.versions["candidate_teacher"], self.versions["candidate_student"] = teacher_version.id, student_version.id
+            self.versions["candidate_teacher"], self.versions["candidate_student"] = (
+                teacher_version.id,
+                student_version.id,
+            )
         loaded = stages.load_candidate(student_version, settings, snapshot)
         self._enter("evaluate")
         holdout, num_items = snapshot.folds.test, snapshot.dataset.num_items
@@ -167,8 +187,9 @@ class _Run:
             self.metrics["active"] = active
         self._enter("decide")
         self.metrics["popularity"] = popularity_metrics(snapshot.folds, holdout)
-        decision = decide(self.metrics["candidate"], active, settings.jobs.tolerance, GATE_METRIC,
-                          floor=self.metrics["popularity"])
+        decision = decide(
+            self.metrics["candidate"], active, settings.jobs.tolerance, GATE_METRIC, floor=self.metrics["popularity"]
+        )
         decision = Decision(decision.promote, note + decision.reason)
         return self._decide(decision, snapshot.student.id if snapshot.student else None)
 
@@ -180,8 +201,11 @@ class _Run:
             lease.assert_held(session, self.p.job, self.held.holder)  # fencing: nobody else took over
             current = registry.get_active(session, "student")
             if (current.id if current else None) != evaluated_against:
-                decision = Decision(False, f"the active student changed from v{evaluated_against} to "
-                                           f"v{current.id if current else None} during the run; not overriding it")
+                decision = Decision(
+                    False,
+                    f"the active student changed from v{evaluated_against} to "
+                    f"v{current.id if current else None} during the run; not overriding it",
+                )
             registry.record_metrics(session, student_id, {"holdout": self.metrics["candidate"]})
             registry.record_metrics(session, teacher_id, {"holdout": self.metrics["candidate_teacher"]})
             if decision.promote:
@@ -192,13 +216,25 @@ class _Run:
                 registry.reject(session, teacher_id, f"its student v{student_id} was rejected: {decision.reason}")
             self.seconds["decide"] = round(time.perf_counter() - self.stage_started, 2)
             self.seconds["total"] = round(time.perf_counter() - self.started, 2)
-            job_runs.finish(session, self.run_id, status="succeeded",
-                            decision="promoted" if decision.promote else "rejected", reason=decision.reason,
-                            metrics=self.metrics, details={**self.details, "seconds": self.seconds},
-                            candidate_teacher_id=teacher_id, candidate_student_id=student_id,
-                            active_student_id=evaluated_against)
-        log.info("refit run %d %s student v%d: %s", self.run_id,
-                 "promoted" if decision.promote else "rejected", student_id, decision.reason)
+            job_runs.finish(
+                session,
+                self.run_id,
+                status="succeeded",
+                decision="promoted" if decision.promote else "rejected",
+                reason=decision.reason,
+                metrics=self.metrics,
+                details={**self.details, "seconds": self.seconds},
+                candidate_teacher_id=teacher_id,
+                candidate_student_id=student_id,
+                active_student_id=evaluated_against,
+            )
+        log.info(
+            "refit run %d %s student v%d: %s",
+            self.run_id,
+            "promoted" if decision.promote else "rejected",
+            student_id,
+            decision.reason,
+        )
         self._prune()
         return decision
 
@@ -220,14 +256,22 @@ class _Run:
                     version_id = self.versions.get(kind)
                     if version_id is not None and registry.get_version(session, version_id).status == "candidate":
                         registry.reject(session, version_id, f"refit run {self.run_id} failed: {reason}")
-                job_runs.finish(session, self.run_id, status="failed", decision="failed", reason=reason,
-                                metrics=self.metrics, details={**self.details, "seconds": self.seconds},
-                                candidate_teacher_id=self.versions.get("candidate_teacher"),
-                                candidate_student_id=self.versions.get("candidate_student"),
-                                active_student_id=self.versions.get("active_student"))
+                job_runs.finish(
+                    session,
+                    self.run_id,
+                    status="failed",
+                    decision="failed",
+                    reason=reason,
+                    metrics=self.metrics,
+                    details={**self.details, "seconds": self.seconds},
+                    candidate_teacher_id=self.versions.get("candidate_teacher"),
+                    candidate_student_id=self.versions.get("candidate_student"),
+                    active_student_id=self.versions.get("active_student"),
+                )
         except Exception:  # the row stays "running"; the next lease holder marks it abandoned
             log.exception("refit run %d: could not record the failure", self.run_id)
 
     def _outcome(self, status: str, decision: str | None, reason: str) -> RunOutcome:
-        return RunOutcome(status, decision, reason, self.run_id, dict(self.versions), dict(self.metrics),
-                          dict(self.seconds))
+        return RunOutcome(
+            status, decision, reason, self.run_id, dict(self.versions), dict(self.metrics), dict(self.seconds)
+        )

@@ -44,19 +44,30 @@ def guarded(job: Callable[[], object], name: str = JOB_ID) -> Callable[[], None]
             return
         status = getattr(outcome, "status", None)
         if status is not None:
-            log.info("scheduled %s finished: %s %s (%s)", name, status, getattr(outcome, "decision", None) or "",
-                     getattr(outcome, "reason", ""))
+            log.info(
+                "scheduled %s finished: %s %s (%s)",
+                name,
+                status,
+                getattr(outcome, "decision", None) or "",
+                getattr(outcome, "reason", ""),
+            )
 
     return run
 
 
-def build_scheduler(job: Callable[[], object], config: JobsConfig, scheduler: BaseScheduler | None = None,
-                    run_at_start: bool = False) -> BaseScheduler:
+def build_scheduler(
+    job: Callable[[], object], config: JobsConfig, scheduler: BaseScheduler | None = None, run_at_start: bool = False
+) -> BaseScheduler:
     """A scheduler (default: ``BlockingScheduler``) with the guarded job on the configured trigger."""
     scheduler = scheduler if scheduler is not None else BlockingScheduler(timezone=UTC)
-    options: dict[str, object] = {"id": JOB_ID, "name": "refit -> redistil -> reindex -> gate",
-                                  "max_instances": 1, "coalesce": True, "misfire_grace_time": None,
-                                  "replace_existing": True}
+    options: dict[str, object] = {
+        "id": JOB_ID,
+        "name": "refit -> redistil -> reindex -> gate",
+        "max_instances": 1,
+        "coalesce": True,
+        "misfire_grace_time": None,
+        "replace_existing": True,
+    }
     if run_at_start:
         options["next_run_time"] = datetime.now(UTC)
     scheduler.add_job(guarded(job), trigger_for(config), **options)

@@ -31,6 +31,10 @@ from store.load import dataset_from_store
 from store.models import ModelVersion
 from store.versions import LoadedVersion, load_version, new_artifact_folder, publish
 
+LOAD_ERRORS = (OSError, ValueError, KeyError, RuntimeError)
+"""What loading a missing or broken artifact raises (ArtifactError is a ValueError; safetensors
+raises RuntimeError/OSError on truncated files)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -60,10 +64,16 @@ class Candidates:
 def train_configs(settings: Settings) -> tuple[TrainConfig, TrainConfig]:
     """The refit's teacher and student optimisation settings: ``train`` with the jobs budgets."""
     jobs = settings.jobs
-    teacher = settings.train.model_copy(update={"epochs": jobs.teacher_epochs, "max_minutes": jobs.teacher_max_minutes,
-                                                "lr": jobs.teacher_lr or settings.train.lr})
-    student = settings.student_train.model_copy(update={"epochs": jobs.student_epochs,
-                                                        "max_minutes": jobs.student_max_minutes})
+    teacher = settings.train.model_copy(
+        update={
+            "epochs": jobs.teacher_epochs,
+            "max_minutes": jobs.teacher_max_minutes,
+            "lr": jobs.teacher_lr or settings.train.lr,
+        }
+    )
+    student = settings.student_train.model_copy(
+        update={"epochs": jobs.student_epochs, "max_minutes": jobs.student_max_minutes}
+    )
     return teacher, student
 
 
@@ -87,7 +97,7 @@ def _trained_teacher(version: ModelVersion | None) -> tuple[SequenceModel | None
         return None, ""
     try:
         return load_model(Path(version.artifact_path), device="cpu"), ""
-    except Exception as exc:  # a missing or broken artifact: start from the LM instead
+    except LOAD_ERRORS as exc:  # a missing or broken artifact: start from the LM instead
         log.warning("active teacher v%d could not be loaded (%s); cold start", version.id, exc)
         return None, f"; active teacher v{version.id} could not be loaded: {exc}"
 
@@ -99,31 +109,53 @@ def refit(snapshot: Snapshot, settings: Settings, text_cache: Path | None, progr
     if trained is not None and how == "warm":
         how = f"warm from v{snapshot.teacher.id}"  # type: ignore[union-attr]
     train, _ = train_configs(settings)
-    result = refit_teacher(teacher, snapshot.folds, train, settings.jobs.teacher_windows,
-                           settings.jobs.valid_users, progress)
+    result = refit_teacher(
+        teacher, snapshot.folds, train, settings.jobs.teacher_windows, settings.jobs.valid_users, progress
+    )
     return result, how + note
 
 
 def score_windows(snapshot: Snapshot, teacher: SequenceModel, settings: Settings, progress: bool) -> TeacherCache:
     """The teacher's top-k scores for every position of the student's training windows, once."""
     distill = settings.distill
-    return teacher_cache(teacher, snapshot.folds, settings.student.max_len, distill.top_k, (distill.temperature,),
-                         None, device=settings.train.device, keep_hidden=distill.hidden_weight > 0,
-                         progress=progress)
+    return teacher_cache(
+        teacher,
+        snapshot.folds,
+        settings.student.max_len,
+        distill.top_k,
+        (distill.temperature,),
+        None,
+        device=settings.train.device,
+        keep_hidden=distill.hidden_weight > 0,
+        progress=progress,
+    )
 
 
-def distil(snapshot: Snapshot, cache: TeacherCache, teacher_hidden: int, settings: Settings,
-           progress: bool) -> TrainResult:
+def distil(
+    snapshot: Snapshot, cache: TeacherCache, teacher_hidden: int, settings: Settings, progress: bool
+) -> TrainResult:
     """A fresh student trained against the cached teacher scores (the redistillation)."""
     _, train = train_configs(settings)
-    return distill_student(snapshot.folds, settings.student, train, settings.distill, cache,
-                           valid_users=settings.jobs.valid_users, teacher_hidden=teacher_hidden,
-                           progress=progress)
+    return distill_student(
+        snapshot.folds,
+        settings.student,
+        train,
+        settings.distill,
+        cache,
+        valid_users=settings.jobs.valid_users,
+        teacher_hidden=teacher_hidden,
+        progress=progress,
+    )
 
 
 def _summary(result: TrainResult) -> dict[str, Any]:
-    return {"valid": result.valid, "train_seconds": round(result.seconds, 1), "stopped": result.history.stopped,
-            "epochs": len(result.history.epochs), "best_epoch": result.history.best_epoch}
+    return {
+        "valid": result.valid,
+        "train_seconds": round(result.seconds, 1),
+        "stopped": result.history.stopped,
+        "epochs": len(result.history.epochs),
+        "best_epoch": result.history.best_epoch,
+    }
 
 
 @dataclass(frozen=True)
@@ -142,28 +174,58 @@ def stage_candidates(candidates: Candidates, settings: Settings, label: str, run
     root = Path(settings.artifact_dir)
     teacher_train, student_train = train_configs(settings)
     staged = (
-        Staged(candidates.teacher, new_artifact_folder(root, "teacher", label).resolve(),
-               _summary(candidates.teacher_result),
-               {"job_run": run_id, "teacher": candidates.teacher.spec()["config"],
-                "train": teacher_train.model_dump(), "start": candidates.teacher_start}),
-        Staged(candidates.student, new_artifact_folder(root, "student", label).resolve(),
-               _summary(candidates.student_result),
-               {"job_run": run_id, "student": settings.student.model_dump(),
-                "train": student_train.model_dump(), "distill": settings.distill.model_dump()}),
+        Staged(
+            candidates.teacher,
+            new_artifact_folder(root, "teacher", label).resolve(),
+            _summary(candidates.teacher_result),
+            {
+                "job_run": run_id,
+                "teacher": candidates.teacher.spec()["config"],
+                "train": teacher_train.model_dump(),
+                "start": candidates.teacher_start,
+            },
+        ),
+        Staged(
+            candidates.student,
+            new_artifact_folder(root, "student", label).resolve(),
+            _summary(candidates.student_result),
+            {
+                "job_run": run_id,
+                "student": settings.student.model_dump(),
+                "train": student_train.model_dump(),
+                "distill": settings.distill.model_dump(),
+            },
+        ),
     )
     for candidate in staged:
         save_model(candidate.model, candidate.folder, metrics=candidate.metrics, extra=candidate.config)
     return staged
 
 
-def publish_candidates(session: Session, staged: tuple[Staged, Staged], settings: Settings
-                       ) -> tuple[ModelVersion, ModelVersion]:
+def publish_candidates(
+    session: Session, staged: tuple[Staged, Staged], settings: Settings
+) -> tuple[ModelVersion, ModelVersion]:
     """Register both staged models as candidates (the student with its FAISS index)."""
     teacher, student = staged
-    teacher_version = publish(session, teacher.model, teacher.folder, metrics=teacher.metrics,
-                              config=teacher.config, serve=settings.serve, saved=True)
-    student_version = publish(session, student.model, student.folder, metrics=student.metrics,
-                              config=student.config, serve=settings.serve, parent_id=teacher_version.id, saved=True)
+    teacher_version = publish(
+        session,
+        teacher.model,
+        teacher.folder,
+        metrics=teacher.metrics,
+        config=teacher.config,
+        serve=settings.serve,
+        saved=True,
+    )
+    student_version = publish(
+        session,
+        student.model,
+        student.folder,
+        metrics=student.metrics,
+        config=student.config,
+        serve=settings.serve,
+        parent_id=teacher_version.id,
+        saved=True,
+    )
     return teacher_version, student_version
 
 
@@ -183,7 +245,7 @@ def evaluate_active(version: ModelVersion | None, snapshot: Snapshot) -> tuple[d
         return None, ""
     try:
         model = load_model(Path(version.artifact_path), device="cpu")
-    except Exception as exc:
+    except LOAD_ERRORS as exc:
         log.warning("active student v%d could not be loaded for the gate: %s", version.id, exc)
         return None, f"the active student v{version.id} could not be loaded ({exc}); "
     return holdout_metrics(model, snapshot.folds.test, snapshot.dataset.num_items), ""

@@ -25,8 +25,14 @@ log = logging.getLogger(__name__)
 class ActiveModel:
     """Holds the loaded active version of ``kind`` and swaps it atomically when it changes."""
 
-    def __init__(self, sessions: sessionmaker[Session], serve: ServeConfig, kind: str = "student",
-                 check_every: float = 2.0, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        serve: ServeConfig,
+        kind: str = "student",
+        check_every: float = 2.0,
+        device: str = "cpu",
+    ) -> None:
         self.sessions = sessions
         self.serve = serve
         self.kind = kind
@@ -64,14 +70,23 @@ class ActiveModel:
             try:
                 fresh = load_version(active, self.serve, self.device)
             except Exception:  # a broken artifact must not stop serving
-                log.exception("could not load %s version %d; keeping %s", self.kind, active.id,
-                              self._loaded.version_id if self._loaded else "none")
+                log.exception(
+                    "could not load %s version %d; keeping %s",
+                    self.kind,
+                    active.id,
+                    self._loaded.version_id if self._loaded else "none",
+                )
                 self._failed.add(active.id)
                 return self._loaded
             previous = self._loaded
             self._loaded = fresh  # one reference assignment: readers see old or new, never half
             self.swaps += 1
             self.last_swap_seconds = time.perf_counter() - started
-            log.info("%s version %s -> %d (loaded in %.2fs)", self.kind,
-                     previous.version_id if previous else "none", fresh.version_id, self.last_swap_seconds)
+            log.info(
+                "%s version %s -> %d (loaded in %.2fs)",
+                self.kind,
+                previous.version_id if previous else "none",
+                fresh.version_id,
+                self.last_swap_seconds,
+            )
             return fresh

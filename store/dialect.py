@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy import Table, any_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite

@@ -34,10 +34,11 @@ MAX_TYPE = 32
 # SQLite's statements, built once (PostgreSQL's are in ``store.pg_bulk``).
 _UPSERT = sqlite.insert(USERS)
 SQLITE_UPSERT_USERS = _UPSERT.on_conflict_do_update(
-    index_elements=["user_id"],
-    set_={"last_event_ts": func.max(USERS.c.last_event_ts, _UPSERT.excluded.last_event_ts)})
-SQLITE_INSERT_EVENTS = (sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["event_id"])
-                        .returning(EVENTS.c.event_id))
+    index_elements=["user_id"], set_={"last_event_ts": func.max(USERS.c.last_event_ts, _UPSERT.excluded.last_event_ts)}
+)
+SQLITE_INSERT_EVENTS = (
+    sqlite.insert(EVENTS).on_conflict_do_nothing(index_elements=["event_id"]).returning(EVENTS.c.event_id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +75,9 @@ class UnknownItemError(InvalidEventError):
         super().__init__(f"unknown item id(s) {shown}{more}: not in the items table; nothing was written")
 
 
-def append_events(session: Session, events: Iterable[NewEvent], *, sequence_length: int,
-                  check_items: bool = True) -> AppendResult:
+def append_events(
+    session: Session, events: Iterable[NewEvent], *, sequence_length: int, check_items: bool = True
+) -> AppendResult:
     """Store a batch of events exactly once and update the touched users' sequences.
 
     Events repeated within the batch or already stored count as ``duplicates``. Unknown item
@@ -94,8 +96,7 @@ def append_events(session: Session, events: Iterable[NewEvent], *, sequence_leng
         if event.event_id in inserted_ids:
             new_by_user.setdefault(event.user_id, []).append((event.ts, event.item_id))
     updated = sequences.apply(session, new_by_user, sequence_length)
-    return AppendResult(len(inserted_ids), repeated + len(batch) - len(inserted_ids),
-                        sorted(updated), updated)
+    return AppendResult(len(inserted_ids), repeated + len(batch) - len(inserted_ids), sorted(updated), updated)
 
 
 def _unique(events: Iterable[NewEvent]) -> tuple[list[NewEvent], int]:
@@ -148,6 +149,7 @@ def _insert(session: Session, batch: list[NewEvent]) -> set[str]:
     """
     if dialect.dialect_name(session) == "postgresql":
         return pg_bulk.insert_events(session, batch)
-    rows = [{"event_id": e.event_id, "user_id": e.user_id, "item_id": e.item_id, "ts": e.ts,
-             "type": e.type} for e in batch]
+    rows = [
+        {"event_id": e.event_id, "user_id": e.user_id, "item_id": e.item_id, "ts": e.ts, "type": e.type} for e in batch
+    ]
     return set(session.scalars(SQLITE_INSERT_EVENTS, rows))

@@ -24,8 +24,7 @@ class RunNotFound(LookupError):
 
 def start(session: Session, job: str, holder: str, details: Mapping[str, Any] | None = None) -> JobRun:
     """Record a run that starts now."""
-    run = JobRun(job=job, holder=holder, status="running", details=dict(details or {}), metrics={},
-                 started_at=utcnow())
+    run = JobRun(job=job, holder=holder, status="running", details=dict(details or {}), metrics={}, started_at=utcnow())
     session.add(run)
     session.flush()
     return run
@@ -42,10 +41,19 @@ def set_stage(session: Session, run_id: int, stage: str) -> None:
     session.execute(update(JobRun).where(JobRun.id == run_id).values(stage=stage))
 
 
-def finish(session: Session, run_id: int, *, status: str, decision: str | None, reason: str | None,
-           metrics: Mapping[str, Any] | None = None, details: Mapping[str, Any] | None = None,
-           candidate_teacher_id: int | None = None, candidate_student_id: int | None = None,
-           active_student_id: int | None = None) -> JobRun:
+def finish(
+    session: Session,
+    run_id: int,
+    *,
+    status: str,
+    decision: str | None,
+    reason: str | None,
+    metrics: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+    candidate_teacher_id: int | None = None,
+    candidate_student_id: int | None = None,
+    active_student_id: int | None = None,
+) -> JobRun:
     """Close a run: its final status, decision and reason; metrics and details are merged in."""
     if status not in JOB_RUN_STATUSES or status == "running":
         raise ValueError(f"a finished run cannot be {status!r}")
@@ -57,9 +65,11 @@ def finish(session: Session, run_id: int, *, status: str, decision: str | None, 
     run.reason = reason
     run.metrics = {**run.metrics, **(metrics or {})}
     run.details = {**run.details, **(details or {})}
-    for name, value in (("candidate_teacher_id", candidate_teacher_id),
-                        ("candidate_student_id", candidate_student_id),
-                        ("active_student_id", active_student_id)):
+    for name, value in (
+        ("candidate_teacher_id", candidate_teacher_id),
+        ("candidate_student_id", candidate_student_id),
+        ("active_student_id", active_student_id),
+    ):
         if value is not None:
             setattr(run, name, value)
     run.finished_at = utcnow()
@@ -70,8 +80,9 @@ def finish(session: Session, run_id: int, *, status: str, decision: str | None, 
 def record_skipped(session: Session, job: str, holder: str, reason: str) -> JobRun:
     """A run that did not happen (another holder had the lease), recorded for operators."""
     now = utcnow()
-    run = JobRun(job=job, holder=holder, status="skipped", reason=reason, metrics={}, details={},
-                 started_at=now, finished_at=now)
+    run = JobRun(
+        job=job, holder=holder, status="skipped", reason=reason, metrics={}, details={}, started_at=now, finished_at=now
+    )
     session.add(run)
     session.flush()
     return run
@@ -81,13 +92,17 @@ def abandon_running(session: Session, job: str, reason: str) -> list[int]:
     """Mark ``running`` rows of ``job`` failed (their process died); call only while holding the lease."""
     ids = list(session.scalars(select(JobRun.id).where(JobRun.job == job, JobRun.status == "running")))
     if ids:
-        session.execute(update(JobRun).where(JobRun.id.in_(ids))
-                        .values(status="failed", decision="failed", reason=reason, finished_at=utcnow()))
+        session.execute(
+            update(JobRun)
+            .where(JobRun.id.in_(ids))
+            .values(status="failed", decision="failed", reason=reason, finished_at=utcnow())
+        )
     return ids
 
 
-def list_runs(session: Session, job: str | None = None, status: str | None = None,
-              limit: int | None = 20) -> list[JobRun]:
+def list_runs(
+    session: Session, job: str | None = None, status: str | None = None, limit: int | None = 20
+) -> list[JobRun]:
     """Runs, newest first."""
     stmt = select(JobRun).order_by(JobRun.id.desc())
     if job is not None:

@@ -24,6 +24,7 @@ from typing import Any, cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import dialect
@@ -53,12 +54,17 @@ def try_acquire(session: Session, name: str, holder: str, ttl_seconds: float) ->
     """Take the lease if it is free, expired, or already ours (then it is extended)."""
     now = db_now(session)
     expires = now + timedelta(seconds=ttl_seconds)
-    stmt = dialect.insert(session, LOCKS).values(name=name, holder=holder, acquired_at=now, renewed_at=now,
-                                                 expires_at=expires)
+    stmt = dialect.insert(session, LOCKS).values(
+        name=name, holder=holder, acquired_at=now, renewed_at=now, expires_at=expires
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=["name"],
-        set_={"holder": stmt.excluded.holder, "acquired_at": stmt.excluded.acquired_at,
-              "renewed_at": stmt.excluded.renewed_at, "expires_at": stmt.excluded.expires_at},
+        set_={
+            "holder": stmt.excluded.holder,
+            "acquired_at": stmt.excluded.acquired_at,
+            "renewed_at": stmt.excluded.renewed_at,
+            "expires_at": stmt.excluded.expires_at,
+        },
         where=(LOCKS.c.expires_at <= now) | (LOCKS.c.holder == holder),
     ).returning(LOCKS.c.holder)
     return session.execute(stmt).scalar_one_or_none() == holder
@@ -67,15 +73,22 @@ def try_acquire(session: Session, name: str, holder: str, ttl_seconds: float) ->
 def renew(session: Session, name: str, holder: str, ttl_seconds: float) -> bool:
     """Push our lease's expiry ``ttl_seconds`` past now; False if it is no longer ours."""
     now = db_now(session)
-    result = cast(CursorResult[Any], session.execute(update(LOCKS).where(LOCKS.c.name == name, LOCKS.c.holder == holder)
-                             .values(renewed_at=now, expires_at=now + timedelta(seconds=ttl_seconds))))
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(LOCKS)
+            .where(LOCKS.c.name == name, LOCKS.c.holder == holder)
+            .values(renewed_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
+        ),
+    )
     return result.rowcount == 1
 
 
 def release(session: Session, name: str, holder: str) -> bool:
     """Give the lease up; does nothing (False) when someone else holds it by now."""
-    result = cast(CursorResult[Any], session.execute(delete(LOCKS).where(LOCKS.c.name == name,
-                                                                         LOCKS.c.holder == holder)))
+    result = cast(
+        CursorResult[Any], session.execute(delete(LOCKS).where(LOCKS.c.name == name, LOCKS.c.holder == holder))
+    )
     return result.rowcount == 1
 
 
@@ -86,8 +99,9 @@ def current(session: Session, name: str) -> JobLock | None:
 
 def assert_held(session: Session, name: str, holder: str) -> None:
     """Raise ``LeaseLost`` unless ``holder`` holds an unexpired lease; locks the row until commit."""
-    row = session.execute(select(LOCKS.c.holder, LOCKS.c.expires_at).where(LOCKS.c.name == name)
-                          .with_for_update()).first()
+    row = session.execute(
+        select(LOCKS.c.holder, LOCKS.c.expires_at).where(LOCKS.c.name == name).with_for_update()
+    ).first()
     if row is None or row.holder != holder:
         raise LeaseLost(f"lease {name!r} is held by {row.holder if row else 'nobody'}, not {holder}")
     if row.expires_at <= db_now(session):
@@ -101,8 +115,14 @@ class HeldLease:
     failing until it expired); the work checks it between steps and before publishing.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], name: str, ttl_seconds: float,
-                 holder: str | None = None, heartbeat_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        name: str,
+        ttl_seconds: float,
+        holder: str | None = None,
+        heartbeat_seconds: float | None = None,
+    ) -> None:
         self.sessions = sessions
         self.name = name
         self.ttl = float(ttl_seconds)
@@ -129,7 +149,7 @@ class HeldLease:
             try:
                 with self.sessions.begin() as session:
                     ok = renew(session, self.name, self.holder, self.ttl)
-            except Exception as exc:  # the database may come back before the lease expires
+            except SQLAlchemyError as exc:  # the database may come back before the lease expires
                 log.warning("lease %r: renewal failed (%s)", self.name, exc)
                 if (utcnow() - last_ok).total_seconds() >= self.ttl:
                     self._lost = f"renewals failed for {self.ttl:.0f}s: {exc}"

@@ -54,11 +54,19 @@ def upsert_items(session: Session, items: list[Item], chunk: int = 5_000) -> Non
         index_elements=["item_id"],
         set_={name: stmt.excluded[name] for name in ("title", "year", "genres", "source_id", "fields")},
     )
-    rows = [{"item_id": item.item_id, "title": item.title[:512], "year": item.year,
-             "genres": "|".join(item.genres), "source_id": item.source_id,
-             "fields": [list(pair) for pair in item.fields] or None} for item in items]
+    rows = [
+        {
+            "item_id": item.item_id,
+            "title": item.title[:512],
+            "year": item.year,
+            "genres": "|".join(item.genres),
+            "source_id": item.source_id,
+            "fields": [list(pair) for pair in item.fields] or None,
+        }
+        for item in items
+    ]
     for start in range(0, len(rows), chunk):
-        session.execute(stmt, rows[start:start + chunk])
+        session.execute(stmt, rows[start : start + chunk])
 
 
 def _chunks(dataset: Dataset, size: int) -> Iterator[list[NewEvent]]:
@@ -73,31 +81,34 @@ def _chunks(dataset: Dataset, size: int) -> Iterator[list[NewEvent]]:
         yield batch
 
 
-def load_dataset(sessions: sessionmaker[Session], dataset: Dataset, *, sequence_length: int,
-                 chunk_size: int = DEFAULT_CHUNK,
-                 progress: bool = True) -> LoadResult:
+def load_dataset(
+    sessions: sessionmaker[Session],
+    dataset: Dataset,
+    *,
+    sequence_length: int,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: bool = True,
+) -> LoadResult:
     """Load items, users, events and bounded sequences; safe to run again (idempotent)."""
     started = time.perf_counter()
     with sessions.begin() as session:
         upsert_items(session, list(dataset.items.values()))
     total = dataset.num_interactions
     inserted = duplicates = 0
-    with tqdm(total=total, unit="ev", unit_scale=True, desc=f"load {dataset.name}",
-              disable=not progress) as bar:
+    with tqdm(total=total, unit="ev", unit_scale=True, desc=f"load {dataset.name}", disable=not progress) as bar:
         for batch in _chunks(dataset, chunk_size):
             with sessions.begin() as session:
                 # Every item id was checked against the catalogue when the dataset was built
                 # and the catalogue was just upserted, so the per-batch check is skipped.
-                result = append_events(session, batch, sequence_length=sequence_length,
-                                       check_items=False)
+                result = append_events(session, batch, sequence_length=sequence_length, check_items=False)
             inserted += result.inserted
             duplicates += result.duplicates
             bar.update(len(batch))
     seconds = time.perf_counter() - started
-    log.info("loaded %s: %d events (%d new, %d already stored) in %.1fs", dataset.name, total,
-             inserted, duplicates, seconds)
-    return LoadResult(dataset.name, dataset.num_items, dataset.num_users, total, inserted,
-                      duplicates, seconds)
+    log.info(
+        "loaded %s: %d events (%d new, %d already stored) in %.1fs", dataset.name, total, inserted, duplicates, seconds
+    )
+    return LoadResult(dataset.name, dataset.num_items, dataset.num_users, total, inserted, duplicates, seconds)
 
 
 def dataset_from_store(session: Session, name: str = "kdrec", full_history: bool = False) -> Dataset:
@@ -107,22 +118,32 @@ def dataset_from_store(session: Session, name: str = "kdrec", full_history: bool
     every user's complete history from ``events`` ordered by (ts, arrival). Timestamps are
     converted from epoch ms to the dataset's seconds.
     """
-    items = {row.item_id: Item(row.item_id, row.title, row.year,
-                               tuple(g for g in row.genres.split("|") if g), row.source_id,
-                               tuple((name, value) for name, value in row.fields or ()))
-             for row in session.scalars(select(CatalogItem).order_by(CatalogItem.item_id))}
+    items = {
+        row.item_id: Item(
+            row.item_id,
+            row.title,
+            row.year,
+            tuple(g for g in row.genres.split("|") if g),
+            row.source_id,
+            tuple((name, value) for name, value in row.fields or ()),
+        )
+        for row in session.scalars(select(CatalogItem).order_by(CatalogItem.item_id))
+    }
     sequences: dict[int, list[int]] = {}
     stamps: dict[int, list[int]] = {}
     if full_history:
-        rows = session.execute(select(Event.user_id, Event.item_id, Event.ts)
-                               .order_by(Event.user_id, Event.ts, Event.id)
-                               .execution_options(yield_per=50_000))
+        rows = session.execute(
+            select(Event.user_id, Event.item_id, Event.ts)
+            .order_by(Event.user_id, Event.ts, Event.id)
+            .execution_options(yield_per=50_000)
+        )
         for user, item, ts in rows:
             sequences.setdefault(user, []).append(item)
             stamps.setdefault(user, []).append(ts // 1000)
     else:
-        for user, seq, times in session.execute(select(UserSequence.user_id, UserSequence.items,
-                                                        UserSequence.timestamps).order_by(UserSequence.user_id)):
+        for user, seq, times in session.execute(
+            select(UserSequence.user_id, UserSequence.items, UserSequence.timestamps).order_by(UserSequence.user_id)
+        ):
             if seq:
                 sequences[user] = list(seq)
                 stamps[user] = [ts // 1000 for ts in times]
@@ -131,7 +152,12 @@ def dataset_from_store(session: Session, name: str = "kdrec", full_history: bool
 
 def table_counts(session: Session) -> dict[str, int]:
     """Row counts of the main tables (for ``kdrec db stats``)."""
-    models = {"items": CatalogItem, "users": User, "events": Event, "user_sequences": UserSequence,
-              "recommendations": Recommendation, "model_versions": ModelVersion}
-    return {name: int(session.scalar(select(func.count()).select_from(model)) or 0)
-            for name, model in models.items()}
+    models = {
+        "items": CatalogItem,
+        "users": User,
+        "events": Event,
+        "user_sequences": UserSequence,
+        "recommendations": Recommendation,
+        "model_versions": ModelVersion,
+    }
+    return {name: int(session.scalar(select(func.count()).select_from(model)) or 0) for name, model in models.items()}

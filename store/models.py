@@ -7,7 +7,7 @@ milliseconds as the producers send them. Lists (sequences, ranked items, scores)
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -69,7 +69,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[int]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON(), list[int]: JSON()}
 
 
 def table(model: type[Base]) -> Table:
@@ -126,8 +126,7 @@ class UserSequence(Base):
 
     __tablename__ = "user_sequences"
 
-    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.user_id"), primary_key=True,
-                                         autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.user_id"), primary_key=True, autoincrement=False)
     items: Mapped[list[int]]
     timestamps: Mapped[list[int]]
     """Epoch ms of each entry of ``items``."""
@@ -141,8 +140,13 @@ class ModelVersion(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('teacher', 'student')", name="kind"),
         CheckConstraint("status IN ('candidate', 'active', 'retired', 'rejected')", name="status"),
-        Index("uq_model_versions_one_active", "kind", unique=True,
-              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+        Index(
+            "uq_model_versions_one_active",
+            "kind",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -52,9 +52,13 @@ WRITE_SEQUENCES = text(
 
 def insert_events(session: Session, batch: list[NewEvent]) -> set[str]:
     """Insert in arrival order, skipping stored event ids; returns the ids inserted."""
-    params = {"event_ids": [e.event_id for e in batch], "user_ids": [e.user_id for e in batch],
-              "item_ids": [e.item_id for e in batch], "ts": [e.ts for e in batch],
-              "types": [e.type for e in batch]}
+    params = {
+        "event_ids": [e.event_id for e in batch],
+        "user_ids": [e.user_id for e in batch],
+        "item_ids": [e.item_id for e in batch],
+        "ts": [e.ts for e in batch],
+        "types": [e.type for e in batch],
+    }
     return set(session.scalars(INSERT_EVENTS, params))
 
 
@@ -68,8 +72,11 @@ def ensure_sequences(session: Session, users: Sequence[int]) -> None:
 
 
 def write_sequences(session: Session, rows: Sequence[tuple[int, list[int], list[int]]]) -> None:
-    session.execute(WRITE_SEQUENCES, {
-        "user_ids": [user for user, _, _ in rows],
-        "items": [json.dumps(items, separators=(",", ":")) for _, items, _ in rows],
-        "stamps": [json.dumps(stamps, separators=(",", ":")) for _, _, stamps in rows],
-    })
+    session.execute(
+        WRITE_SEQUENCES,
+        {
+            "user_ids": [user for user, _, _ in rows],
+            "items": [json.dumps(items, separators=(",", ":")) for _, items, _ in rows],
+            "stamps": [json.dumps(stamps, separators=(",", ":")) for _, _, stamps in rows],
+        },
+    )

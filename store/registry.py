@@ -31,15 +31,27 @@ def _check_kind(kind: str) -> None:
         raise RegistryError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
 
 
-def register(session: Session, kind: str, artifact_path: str, *,
-             config: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None,
-             parent_id: int | None = None) -> ModelVersion:
+def register(
+    session: Session,
+    kind: str,
+    artifact_path: str,
+    *,
+    config: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    parent_id: int | None = None,
+) -> ModelVersion:
     """Record a newly trained model as a ``candidate``; ``parent_id``: a student's teacher."""
     _check_kind(kind)
     if parent_id is not None:
         get_version(session, parent_id)
-    version = ModelVersion(kind=kind, artifact_path=str(artifact_path), config=dict(config or {}),
-                           metrics=dict(metrics or {}), status="candidate", parent_id=parent_id)
+    version = ModelVersion(
+        kind=kind,
+        artifact_path=str(artifact_path),
+        config=dict(config or {}),
+        metrics=dict(metrics or {}),
+        status="candidate",
+        parent_id=parent_id,
+    )
     session.add(version)
     session.flush()
     return version
@@ -61,8 +73,9 @@ def get_active(session: Session, kind: str) -> ModelVersion | None:
     ).first()
 
 
-def list_versions(session: Session, kind: str | None = None, status: str | None = None,
-                  limit: int | None = None) -> list[ModelVersion]:
+def list_versions(
+    session: Session, kind: str | None = None, status: str | None = None, limit: int | None = None
+) -> list[ModelVersion]:
     """Versions, newest first, optionally filtered by kind and status."""
     stmt = select(ModelVersion).order_by(ModelVersion.id.desc())
     if kind is not None:
@@ -84,9 +97,15 @@ def promote(session: Session, version_id: int) -> ModelVersion | None:
     serialise; the old active version is retired before the new one is activated.
     """
     target = get_version(session, version_id)
-    siblings = list(session.scalars(select(ModelVersion).where(ModelVersion.kind == target.kind)
-                                    .order_by(ModelVersion.id).with_for_update()
-                                    .execution_options(populate_existing=True)))
+    siblings = list(
+        session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.kind == target.kind)
+            .order_by(ModelVersion.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
     if target.status == "active":
         return None
     if target.status == "rejected":
@@ -118,8 +137,7 @@ def rollback(session: Session, kind: str) -> ModelVersion:
     _check_kind(kind)
     retired = session.scalars(
         select(ModelVersion)
-        .where(ModelVersion.kind == kind, ModelVersion.status == "retired",
-               ModelVersion.activated_at.is_not(None))
+        .where(ModelVersion.kind == kind, ModelVersion.status == "retired", ModelVersion.activated_at.is_not(None))
         .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
     ).first()
     if retired is None:

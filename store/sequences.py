@@ -22,21 +22,27 @@ SEQUENCES = table(UserSequence)
 # The hot path's statements, built once (building and cache-keying a statement costs about as much
 # as SQLite running it).
 SQLITE_ENSURE = sqlite.insert(SEQUENCES).on_conflict_do_nothing(index_elements=["user_id"])
-SQLITE_WRITE = (update(SEQUENCES).where(SEQUENCES.c.user_id == bindparam("b_user"))
-                .values(items=bindparam("b_items"), timestamps=bindparam("b_stamps"), updated_at=func.now()))
+SQLITE_WRITE = (
+    update(SEQUENCES)
+    .where(SEQUENCES.c.user_id == bindparam("b_user"))
+    .values(items=bindparam("b_items"), timestamps=bindparam("b_stamps"), updated_at=func.now())
+)
 
 
 @functools.cache
 def _lock_rows(name: str) -> Select:
     """Read the users' rows (``users``: an ``among`` parameter) in user order, locked on PostgreSQL."""
-    return (select(SEQUENCES.c.user_id, SEQUENCES.c["items"], SEQUENCES.c.timestamps)
-            .where(dialect.among_bound(name, SEQUENCES.c.user_id, "users"))
-            .order_by(SEQUENCES.c.user_id)
-            .with_for_update())
+    return (
+        select(SEQUENCES.c.user_id, SEQUENCES.c["items"], SEQUENCES.c.timestamps)
+        .where(dialect.among_bound(name, SEQUENCES.c.user_id, "users"))
+        .order_by(SEQUENCES.c.user_id)
+        .with_for_update()
+    )
 
 
-def merge(items: Sequence[int], stamps: Sequence[int], new: Sequence[tuple[int, int]],
-          limit: int) -> tuple[list[int], list[int]]:
+def merge(
+    items: Sequence[int], stamps: Sequence[int], new: Sequence[tuple[int, int]], limit: int
+) -> tuple[list[int], list[int]]:
     """Insert ``new`` ``(ts, item)`` pairs (in arrival order) and keep the ``limit`` newest."""
     if limit < 1:
         raise ValueError("sequence limit must be at least 1")
@@ -55,8 +61,7 @@ def _sorted(pairs: Sequence[tuple[int, int]]) -> bool:
     return all(pairs[i][0] <= pairs[i + 1][0] for i in range(len(pairs) - 1))
 
 
-def apply(session: Session, new_by_user: dict[int, list[tuple[int, int]]],
-          limit: int) -> dict[int, list[int]]:
+def apply(session: Session, new_by_user: dict[int, list[tuple[int, int]]], limit: int) -> dict[int, list[int]]:
     """Merge each user's new ``(ts, item)`` pairs into their stored sequence, under a row lock.
 
     Three statements for the whole batch: create missing rows (insert, conflict ignored),
@@ -83,8 +88,9 @@ def apply(session: Session, new_by_user: dict[int, list[tuple[int, int]]],
     if postgres:
         pg_bulk.write_sequences(session, rows)
         return result
-    session.execute(SQLITE_WRITE, [{"b_user": user, "b_items": items, "b_stamps": stamps}
-                                   for user, items, stamps in rows])
+    session.execute(
+        SQLITE_WRITE, [{"b_user": user, "b_items": items, "b_stamps": stamps} for user, items, stamps in rows]
+    )
     return result
 
 
@@ -101,6 +107,8 @@ def get_sequences(session: Session, user_ids: Sequence[int]) -> dict[int, list[i
     if not user_ids:
         return {}
     rows = session.execute(
-        select(SEQUENCES.c.user_id, SEQUENCES.c["items"]).where(dialect.among(session, SEQUENCES.c.user_id, set(user_ids)))
+        select(SEQUENCES.c.user_id, SEQUENCES.c["items"]).where(
+            dialect.among(session, SEQUENCES.c.user_id, set(user_ids))
+        )
     )
     return {user: list(items) for user, items in rows}

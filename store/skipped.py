@@ -33,10 +33,20 @@ def record_skips(session: Session, skips: Sequence[Skip]) -> None:
     if not skips:
         return
     now = utcnow()
-    rows = [{"topic": s.topic, "partition": s.partition, "first_offset": s.first_offset,
-             "last_offset": s.last_offset, "reason": s.reason, "skipped_at": now} for s in skips]
+    rows = [
+        {
+            "topic": s.topic,
+            "partition": s.partition,
+            "first_offset": s.first_offset,
+            "last_offset": s.last_offset,
+            "reason": s.reason,
+            "skipped_at": now,
+        }
+        for s in skips
+    ]
     statement = insert(session, table(SkippedRecords)).on_conflict_do_nothing(
-        index_elements=["topic", "partition", "first_offset"])
+        index_elements=["topic", "partition", "first_offset"]
+    )
     session.execute(statement, rows)
 
 
@@ -48,7 +58,9 @@ def recent_skips(session: Session, limit: int = 50) -> list[Skip]:
 
 def skipped_totals(session: Session) -> tuple[int, int]:
     """(batches, offsets) skipped so far."""
-    batches, offsets = session.execute(select(
-        func.count(), func.coalesce(func.sum(SkippedRecords.last_offset - SkippedRecords.first_offset + 1), 0))
-        .select_from(SkippedRecords)).one()
+    batches, offsets = session.execute(
+        select(
+            func.count(), func.coalesce(func.sum(SkippedRecords.last_offset - SkippedRecords.first_offset + 1), 0)
+        ).select_from(SkippedRecords)
+    ).one()
     return int(batches), int(offsets)

@@ -38,9 +38,18 @@ def new_artifact_folder(root: Path, kind: str, label: str) -> Path:
     return folder
 
 
-def publish(session: Session, model: SequenceModel, folder: Path, *, metrics: dict[str, Any],
-            config: dict[str, Any], serve: ServeConfig, parent_id: int | None = None,
-            promote: bool = False, saved: bool = False) -> ModelVersion:
+def publish(
+    session: Session,
+    model: SequenceModel,
+    folder: Path,
+    *,
+    metrics: dict[str, Any],
+    config: dict[str, Any],
+    serve: ServeConfig,
+    parent_id: int | None = None,
+    promote: bool = False,
+    saved: bool = False,
+) -> ModelVersion:
     """Save ``model`` (and a student's index) into ``folder`` and register it as a version.
 
     The version is a candidate unless ``promote``; the caller owns the transaction. With
@@ -51,15 +60,13 @@ def publish(session: Session, model: SequenceModel, folder: Path, *, metrics: di
     folder = Path(folder).resolve()
     if not saved:
         save_model(model, folder, metrics=metrics, extra=config)
-    version = registry.register(session, model.kind, str(folder), config=config, metrics=metrics,
-                                parent_id=parent_id)
+    version = registry.register(session, model.kind, str(folder), config=config, metrics=metrics, parent_id=parent_id)
     if model.kind == "student":
         index = ItemIndex.from_config(model.item_embeddings().detach().cpu(), serve, model_version=version.id)
         save_index(index, folder, version.id)
     if promote:
         registry.promote(session, version.id)
-    log.info("published %s version %d at %s (%s)", model.kind, version.id, folder,
-             "active" if promote else "candidate")
+    log.info("published %s version %d at %s (%s)", model.kind, version.id, folder, "active" if promote else "candidate")
     return version
 
 
@@ -91,8 +98,9 @@ def load_version(version: ModelVersion, serve: ServeConfig, device: str = "cpu")
         log.info("building an in-memory index for version %d (%s)", version.id, exc)
         index = ItemIndex.from_config(model.item_embeddings().detach().cpu(), serve, model_version=version.id)
     recommender = SessionRecommender(model, index, max_len=model.history_len, device=device)
-    return LoadedVersion(version.id, version.kind, folder, model, recommender, dict(version.metrics or {}),
-                         time.perf_counter() - started)
+    return LoadedVersion(
+        version.id, version.kind, folder, model, recommender, dict(version.metrics or {}), time.perf_counter() - started
+    )
 
 
 def describe(folder: Path) -> dict[str, Any]:

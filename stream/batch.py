@@ -99,8 +99,9 @@ def decode_batch(records: Sequence[Record], catalogue: Catalogue, max_bytes: int
         kept = []
         for record, event in out.valid:
             if event.item_id in unknown:
-                out.rejected.append((record, Rejection("unknown_item",
-                                                       f"item_id {event.item_id} is not in the catalogue")))
+                out.rejected.append(
+                    (record, Rejection("unknown_item", f"item_id {event.item_id} is not in the catalogue"))
+                )
             else:
                 kept.append((record, event))
         out.valid = kept
@@ -123,9 +124,17 @@ def skip_rejection(batch: PoisonBatch) -> Rejection:
     return Rejection("undecodable_batch", batch.reason)
 
 
-def apply_batch(sessions: sessionmaker[Session], valid: Sequence[tuple[Record, ClickEvent]],
-                model: LoadedVersion | None, *, top_k: int, sequence_length: int,
-                consumed_ms: int, metrics: ConsumerMetrics, skipped: Sequence[PoisonBatch] = ()) -> Applied:
+def apply_batch(
+    sessions: sessionmaker[Session],
+    valid: Sequence[tuple[Record, ClickEvent]],
+    model: LoadedVersion | None,
+    *,
+    top_k: int,
+    sequence_length: int,
+    consumed_ms: int,
+    metrics: ConsumerMetrics,
+    skipped: Sequence[PoisonBatch] = (),
+) -> Applied:
     """Store the events, the touched users' recommendations and the batches skipped as
     undecodable (``stream.poison``) in one transaction."""
     skips = [Skip(b.topic, b.partition, b.offset, b.last_offset, b.reason) for b in skipped]
@@ -145,14 +154,17 @@ def apply_batch(sessions: sessionmaker[Session], valid: Sequence[tuple[Record, C
             # Items were checked against the catalogue when decoding.
             result = append_events(session, events, sequence_length=sequence_length, check_items=False)
             record_skips(session, skips)
-        applied = Applied(result.inserted, result.duplicates, len(result.touched_users),
-                          model.version_id if model else None)
-        rows = _recommend(model, result.touched_users, result.sequences, trigger, top_k, metrics) \
-            if model is not None and result.touched_users else []
+        applied = Applied(
+            result.inserted, result.duplicates, len(result.touched_users), model.version_id if model else None
+        )
+        rows = (
+            _recommend(model, result.touched_users, result.sequences, trigger, top_k, metrics)
+            if model is not None and result.touched_users
+            else []
+        )
         with metrics.stage("write"):
             write_recommendations(session, rows)
-            replayed = _stored_for_replayed(session, trigger, set(result.touched_users)) \
-                if result.duplicates else []
+            replayed = _stored_for_replayed(session, trigger, set(result.touched_users)) if result.duplicates else []
             session.commit()
     except BaseException:
         session.rollback()
@@ -162,20 +174,46 @@ def apply_batch(sessions: sessionmaker[Session], valid: Sequence[tuple[Record, C
     done = now_ms()
     for row in rows:
         record = trigger[row.user_id][0]
-        applied.messages.append(RecommendationMessage(
-            row.user_id, row.model_version_id, list(row.items), list(row.scores), row.event_id, row.event_ts,
-            record.timestamp, consumed_ms, done))
+        applied.messages.append(
+            RecommendationMessage(
+                row.user_id,
+                row.model_version_id,
+                list(row.items),
+                list(row.scores),
+                row.event_id,
+                row.event_ts,
+                record.timestamp,
+                consumed_ms,
+                done,
+            )
+        )
     for stored in replayed:
         record = trigger[stored.user_id][0]
-        applied.messages.append(RecommendationMessage(
-            stored.user_id, stored.model_version_id, list(stored.items), list(stored.scores), stored.event_id,
-            stored.event_ts, record.timestamp, consumed_ms, done, replayed=True))
+        applied.messages.append(
+            RecommendationMessage(
+                stored.user_id,
+                stored.model_version_id,
+                list(stored.items),
+                list(stored.scores),
+                stored.event_id,
+                stored.event_ts,
+                record.timestamp,
+                consumed_ms,
+                done,
+                replayed=True,
+            )
+        )
     return applied
 
 
-def _recommend(model: LoadedVersion, users: Sequence[int], sequences: dict[int, list[int]],
-               trigger: dict[int, tuple[Record, ClickEvent]], top_k: int,
-               metrics: ConsumerMetrics) -> list[NewRecommendation]:
+def _recommend(
+    model: LoadedVersion,
+    users: Sequence[int],
+    sequences: dict[int, list[int]],
+    trigger: dict[int, tuple[Record, ClickEvent]],
+    top_k: int,
+    metrics: ConsumerMetrics,
+) -> list[NewRecommendation]:
     """One forward pass and one FAISS search for all touched users (seen items excluded)."""
     histories = [sequences[user] for user in users]
     with metrics.stage("encode"):
@@ -186,21 +224,32 @@ def _recommend(model: LoadedVersion, users: Sequence[int], sequences: dict[int, 
     for i, user in enumerate(users):
         pairs = found.row(i)
         event = trigger[user][1]
-        rows.append(NewRecommendation(user, [item for item, _ in pairs], [score for _, score in pairs],
-                                      model.version_id, event.event_id, event.ts))
+        rows.append(
+            NewRecommendation(
+                user,
+                [item for item, _ in pairs],
+                [score for _, score in pairs],
+                model.version_id,
+                event.event_id,
+                event.ts,
+            )
+        )
     return rows
 
 
-def _stored_for_replayed(session: Session, trigger: dict[int, tuple[Record, ClickEvent]],
-                         touched: set[int]) -> list[Recommendation]:
+def _stored_for_replayed(
+    session: Session, trigger: dict[int, tuple[Record, ClickEvent]], touched: set[int]
+) -> list[Recommendation]:
     """Stored recommendations triggered by this batch's events of users it did not change
     (a redelivered batch): the newest per user, to be published again."""
     users = [user for user in trigger if user not in touched]
     if not users:
         return []
     event_ids = [trigger[user][1].event_id for user in users]
-    rows = session.scalars(select(Recommendation)
-                           .where(Recommendation.user_id.in_(users), Recommendation.event_id.in_(event_ids))
-                           .order_by(Recommendation.id))
+    rows = session.scalars(
+        select(Recommendation)
+        .where(Recommendation.user_id.in_(users), Recommendation.event_id.in_(event_ids))
+        .order_by(Recommendation.id)
+    )
     newest = {row.user_id: row for row in rows}
     return [newest[user] for user in users if user in newest]

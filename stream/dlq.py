@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
@@ -58,8 +59,9 @@ class Source:
         return cls(topic, int(partition), int(offset))
 
 
-def dead_letter_headers(rejection: Rejection, source: Source | None = None,
-                        original: Headers = (), failed_at_ms: int | None = None) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    rejection: Rejection, source: Source | None = None, original: Headers = (), failed_at_ms: int | None = None
+) -> list[tuple[str, bytes]]:
     """The original headers (kdrec's own dropped) followed by reason, code, source and time."""
     failed_at = time.time_ns() // 1_000_000 if failed_at_ms is None else failed_at_ms
     reason = rejection.reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore").encode()
@@ -78,15 +80,23 @@ class DeadLetters:
         self.producer = producer
         self.topic = topic
 
-    def send(self, value: bytes | None, rejection: Rejection | str, *, key: bytes | None = None,
-             source: Source | None = None, headers: Headers = ()) -> FutureRecordMetadata:
+    def send(
+        self,
+        value: bytes | None,
+        rejection: Rejection | str,
+        *,
+        key: bytes | None = None,
+        source: Source | None = None,
+        headers: Headers = (),
+    ) -> FutureRecordMetadata:
         """Queue the original ``value``/``key``/``headers`` with the reason (asynchronous)."""
         if isinstance(rejection, str):
             rejection = Rejection("rejected", rejection)
         if key is None and value is None:
             key = b""  # kafka-python cannot send a record with neither key nor value
-        return self.producer.send(self.topic, key=key, value=value,
-                                  headers=dead_letter_headers(rejection, source, headers))
+        return self.producer.send(
+            self.topic, key=key, value=value, headers=dead_letter_headers(rejection, source, headers)
+        )
 
 
 @dataclass(frozen=True)
@@ -105,17 +115,24 @@ class DeadLetter:
     """First and last offset of a skipped, undecodable batch."""
 
     @classmethod
-    def from_record(cls, record: object) -> DeadLetter:
+    def from_record(cls, record: Any) -> DeadLetter:
         """From a kafka-python ``ConsumerRecord`` of the dead-letter topic."""
         headers = list(getattr(record, "headers", None) or [])
-        found = {name: value.decode(errors="replace") for name, value in headers
-                 if name in KDREC_HEADERS and value is not None}
-        return cls(value=getattr(record, "value"), key=getattr(record, "key"),
-                   reason=found.get(HEADER_REASON, ""), code=found.get(HEADER_ERROR, ""),
-                   source=Source.parse(found[HEADER_SOURCE]) if HEADER_SOURCE in found else None,
-                   failed_at_ms=int(found[HEADER_FAILED_AT]) if HEADER_FAILED_AT in found else None,
-                   headers=tuple((n, v) for n, v in headers if n not in KDREC_HEADERS),
-                   skipped=_offsets(headers))
+        found = {
+            name: value.decode(errors="replace")
+            for name, value in headers
+            if name in KDREC_HEADERS and value is not None
+        }
+        return cls(
+            value=record.value,
+            key=record.key,
+            reason=found.get(HEADER_REASON, ""),
+            code=found.get(HEADER_ERROR, ""),
+            source=Source.parse(found[HEADER_SOURCE]) if HEADER_SOURCE in found else None,
+            failed_at_ms=int(found[HEADER_FAILED_AT]) if HEADER_FAILED_AT in found else None,
+            headers=tuple((n, v) for n, v in headers if n not in KDREC_HEADERS),
+            skipped=_offsets(headers),
+        )
 
 
 def _offsets(headers: Headers) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 MAX_EVENT_ID = 64
 MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
 KnownItems = Container[int] | Callable[[int], bool]
@@ -49,7 +49,7 @@ def parse_ts(value: object) -> int:
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         ms = (moment - _EPOCH) // _ONE_MS
     if not 0 <= ms <= MAX_TS_MS:
         raise ValueError(f"{ms} ms is outside 1970..9999")
@@ -119,8 +119,7 @@ def _validation_rejection(error: ValidationError) -> Rejection:
     return Rejection(code, "; ".join(problems))
 
 
-def decode(raw: bytes | None, known_items: KnownItems | None = None,
-           max_bytes: int = 4096) -> ClickEvent | Rejection:
+def decode(raw: bytes | None, known_items: KnownItems | None = None, max_bytes: int = 4096) -> ClickEvent | Rejection:
     """Parse and validate one message value; never raises.
 
     ``known_items`` (a set, any container, or a predicate) rejects item ids not in the

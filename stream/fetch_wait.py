@@ -46,9 +46,15 @@ class FetchWait:
     """The fetch wait of one consumer: fixed when ``fixed_ms`` is given or the broker is not the
     embedded one, else adaptive (busy/idle, see the module docstring)."""
 
-    def __init__(self, kafka: KafkaSettings, fixed_ms: int | None = None, *,
-                 busy_ms: int = EMBEDDED_BUSY_MS, idle_ms: int = EMBEDDED_IDLE_MS,
-                 idle_after_s: float = IDLE_AFTER_S) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        fixed_ms: int | None = None,
+        *,
+        busy_ms: int = EMBEDDED_BUSY_MS,
+        idle_ms: int = EMBEDDED_IDLE_MS,
+        idle_after_s: float = IDLE_AFTER_S,
+    ) -> None:
         self.adaptive = fixed_ms is None and embedded(kafka)
         self.busy_ms, self.idle_ms, self.idle_after_s = busy_ms, idle_ms, idle_after_s
         self.current_ms = fixed_ms if fixed_ms is not None else (busy_ms if self.adaptive else REMOTE_MS)

@@ -91,8 +91,7 @@ class ConsumerMetrics:
     def add_stage(self, name: str, seconds: float) -> None:
         self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + seconds
 
-    def batch_done(self, started: float, ended: float, records: int, backlog: bool,
-                   version: int | None = None) -> None:
+    def batch_done(self, started: float, ended: float, records: int, backlog: bool, version: int | None = None) -> None:
         """Record one processed batch; ``backlog``: its records were already waiting."""
         if self.first_batch_at is None:
             self.first_batch_at = started
@@ -104,8 +103,13 @@ class ConsumerMetrics:
 
     def latency_summary(self) -> dict[str, float]:
         values = list(self.latencies_ms)
-        return {"count": len(values), "p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95),
-                "p99_ms": percentile(values, 99), "max_ms": max(values, default=math.nan)}
+        return {
+            "count": len(values),
+            "p50_ms": percentile(values, 50),
+            "p95_ms": percentile(values, 95),
+            "p99_ms": percentile(values, 99),
+            "max_ms": max(values, default=math.nan),
+        }
 
     def stage_ms_per_batch(self) -> dict[str, float]:
         return {name: 1000 * seconds / max(self.batches, 1) for name, seconds in self.stage_seconds.items()}
@@ -116,12 +120,24 @@ class ConsumerMetrics:
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able summary."""
         busy = (self.last_batch_at - self.first_batch_at) if self.first_batch_at and self.last_batch_at else 0.0
-        return {"batches": self.batches, "records": self.records, "valid": self.valid,
-                "rejected": self.rejected, "inserted": self.inserted, "duplicates": self.duplicates,
-                "recommendations": self.recommendations, "republished": self.republished,
-                "batch_retries": self.batch_retries, "broker_outages": self.broker_outages,
-                "broker_recoveries": self.broker_recoveries, "poison_retries": self.poison_retries,
-                "skipped_batches": self.skipped_batches, "skipped_offsets": self.skipped_offsets,
-                "active_seconds": busy, "longest_gap_s": self.longest_gap_s,
-                "stage_seconds": dict(self.stage_seconds), "latency": self.latency_summary(),
-                "model_versions": dict(self.model_versions)}
+        return {
+            "batches": self.batches,
+            "records": self.records,
+            "valid": self.valid,
+            "rejected": self.rejected,
+            "inserted": self.inserted,
+            "duplicates": self.duplicates,
+            "recommendations": self.recommendations,
+            "republished": self.republished,
+            "batch_retries": self.batch_retries,
+            "broker_outages": self.broker_outages,
+            "broker_recoveries": self.broker_recoveries,
+            "poison_retries": self.poison_retries,
+            "skipped_batches": self.skipped_batches,
+            "skipped_offsets": self.skipped_offsets,
+            "active_seconds": busy,
+            "longest_gap_s": self.longest_gap_s,
+            "stage_seconds": dict(self.stage_seconds),
+            "latency": self.latency_summary(),
+            "model_versions": dict(self.model_versions),
+        }

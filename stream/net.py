@@ -31,8 +31,11 @@ def port_open(host: str, port: int, timeout_s: float = 0.25) -> bool:
 
 def any_reachable(bootstrap_servers: str, timeout_s: float = 1.0) -> bool:
     """Whether at least one of the comma-separated bootstrap servers accepts TCP connections."""
-    return any(port_open(*split_host_port(server), timeout_s=timeout_s)
-               for server in bootstrap_servers.split(",") if server.strip())
+    return any(
+        port_open(*split_host_port(server), timeout_s=timeout_s)
+        for server in bootstrap_servers.split(",")
+        if server.strip()
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:

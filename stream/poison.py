@@ -39,8 +39,10 @@ class PoisonRetry(Exception):
     """A batch failed to decode; poll again after a backoff (the batch is not skipped yet)."""
 
     def __init__(self, partition: TopicPartition, first_offset: int, attempt: int, cause: BaseException) -> None:
-        super().__init__(f"record batch at {partition.topic}:{partition.partition}:{first_offset} could not be "
-                         f"decoded (attempt {attempt}): {describe(cause)}")
+        super().__init__(
+            f"record batch at {partition.topic}:{partition.partition}:{first_offset} could not be "
+            f"decoded (attempt {attempt}): {describe(cause)}"
+        )
         self.partition, self.first_offset, self.attempt, self.cause = partition, first_offset, attempt, cause
 
 
@@ -126,14 +128,16 @@ def _raw(batch: Any) -> bytes | None:
 def guarded_records_class(base: type, policy: PoisonPolicy) -> type:
     """A subclass of kafka-python's ``Fetcher.PartitionRecords`` that applies ``policy``."""
 
-    class GuardedRecords(base):  # type: ignore[misc, valid-type]  # a class chosen at run time
+    class GuardedRecords(base):  # a subclass of the class kafka-python has, found at run time
         next_fetch_offset: int
-        def _unpack_records(self, tp: TopicPartition, records: Any, key_deserializer: Any,
-                            value_deserializer: Any) -> Any:
+
+        def _unpack_records(
+            self, tp: TopicPartition, records: Any, key_deserializer: Any, value_deserializer: Any
+        ) -> Any:
             tracked = _Tracked(records)
             try:
                 yield from super()._unpack_records(tp, tracked, key_deserializer, value_deserializer)
-            except Exception as exc:  # noqa: BLE001 - decoding in memory: any failure is the data's
+            except Exception as exc:
                 batch = tracked.current
                 if batch is None:
                     raise
@@ -149,8 +153,10 @@ def guarded_records_class(base: type, policy: PoisonPolicy) -> type:
                     raise retry from exc
                 policy.forget(tp, first)
                 start = max(first, self.next_fetch_offset)  # records before it were returned already
-                reason = (f"record batch {tp.topic}:{tp.partition} offsets {start}..{last} could not be decoded "
-                          f"after {attempt} attempts ({describe(exc)}); skipped")
+                reason = (
+                    f"record batch {tp.topic}:{tp.partition} offsets {start}..{last} could not be decoded "
+                    f"after {attempt} attempts ({describe(exc)}); skipped"
+                )
                 log.error("%s", reason)
                 self.next_fetch_offset = last + 1
                 yield PoisonBatch(tp.topic, tp.partition, start, last, reason, value=_raw(batch))
@@ -164,6 +170,8 @@ def guard(consumer: KafkaConsumer, policy: PoisonPolicy) -> None:
     fetcher = getattr(consumer, "_fetcher", None)
     base = getattr(fetcher, "PartitionRecords", None)
     if fetcher is None or not isinstance(base, type) or not hasattr(base, "_unpack_records"):
-        raise RuntimeError("this kafka-python version has no Fetcher.PartitionRecords._unpack_records: "
-                           "kdrec cannot guard its consumer against undecodable batches")
+        raise RuntimeError(
+            "this kafka-python version has no Fetcher.PartitionRecords._unpack_records: "
+            "kdrec cannot guard its consumer against undecodable batches"
+        )
     fetcher.PartitionRecords = guarded_records_class(base, policy)

@@ -39,8 +39,14 @@ def now_ms() -> int:
 
 def producer_options(kafka: KafkaSettings, **overrides: object) -> dict[str, object]:
     """kafka-python producer options: connection/security from settings, then kdrec's defaults."""
-    return {**kafka.client_options(), "client_id": "kdrec-producer", "acks": "all",
-            "enable_idempotence": True, "linger_ms": kafka.linger_ms, **overrides}
+    return {
+        **kafka.client_options(),
+        "client_id": "kdrec-producer",
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": kafka.linger_ms,
+        **overrides,
+    }
 
 
 class ClickProducer:
@@ -60,11 +66,23 @@ class ClickProducer:
         self.sent += 1
         return future
 
-    def publish_click(self, user_id: int, item_id: int, *, ts: int | str | None = None,
-                      type: str = "click", event_id: str | None = None) -> ClickEvent:
+    def publish_click(
+        self,
+        user_id: int,
+        item_id: int,
+        *,
+        ts: int | str | None = None,
+        type: str = "click",
+        event_id: str | None = None,
+    ) -> ClickEvent:
         """Validate and queue one click; a fresh uuid4 event id and the current time by default."""
-        event = ClickEvent(event_id=event_id or new_event_id(), user_id=user_id, item_id=item_id,
-                           ts=now_ms() if ts is None else parse_ts(ts), type=type)
+        event = ClickEvent(
+            event_id=event_id or new_event_id(),
+            user_id=user_id,
+            item_id=item_id,
+            ts=now_ms() if ts is None else parse_ts(ts),
+            type=type,
+        )
         self.send(event)
         return event
 
@@ -89,17 +107,25 @@ class ClickProducer:
     def __enter__(self) -> ClickProducer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()
         else:  # don't hide the original error behind a flush failure
             self.producer.close(timeout=5)
 
 
-def publish_click(kafka: KafkaSettings, user_id: int, item_id: int, *, ts: int | str | None = None,
-                  type: str = "click", event_id: str | None = None,
-                  timeout_s: float = 30.0) -> ClickEvent:
+def publish_click(
+    kafka: KafkaSettings,
+    user_id: int,
+    item_id: int,
+    *,
+    ts: int | str | None = None,
+    type: str = "click",
+    event_id: str | None = None,
+    timeout_s: float = 30.0,
+) -> ClickEvent:
     """Publish one click and wait for the broker's acknowledgement (opens a short-lived producer)."""
     with ClickProducer(kafka) as producer:
         event = producer.publish_click(user_id, item_id, ts=ts, type=type, event_id=event_id)

@@ -53,8 +53,9 @@ def replay_order(dataset: Dataset) -> Iterator[tuple[int, int, int, int]]:
 class TokenBucket:
     """At most ``rate`` acquisitions per second on average, bursts up to ``burst``."""
 
-    def __init__(self, rate: float, burst: float | None = None, clock: Clock = time.monotonic,
-                 sleep: Sleep = time.sleep) -> None:
+    def __init__(
+        self, rate: float, burst: float | None = None, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = rate
@@ -107,18 +108,30 @@ class ReplayStats:
 
 def replay_events(dataset: Dataset, limit: int | None = None) -> Iterator[ClickEvent]:
     """The dataset as ``ClickEvent`` objects in replay order (first ``limit`` only)."""
-    longest = event_id(dataset.name, max(dataset.sequences, default=0),
-                       max((len(seq) for seq in dataset.sequences.values()), default=0))
+    longest = event_id(
+        dataset.name,
+        max(dataset.sequences, default=0),
+        max((len(seq) for seq in dataset.sequences.values()), default=0),
+    )
     if len(longest) > MAX_EVENT_ID:
-        raise ValueError(f"dataset name {dataset.name!r} is too long: event ids like {longest!r} "
-                         f"exceed {MAX_EVENT_ID} characters")
+        raise ValueError(
+            f"dataset name {dataset.name!r} is too long: event ids like {longest!r} exceed {MAX_EVENT_ID} characters"
+        )
     for user, pos, item, ts in itertools.islice(replay_order(dataset), limit):
         yield ClickEvent(event_id=event_id(dataset.name, user, pos), user_id=user, item_id=item, ts=ts)
 
 
-def replay(dataset: Dataset, producer: ClickProducer, *, rate: float | None = None,
-           speedup: float | None = None, limit: int | None = None, progress: bool = True,
-           clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> ReplayStats:
+def replay(
+    dataset: Dataset,
+    producer: ClickProducer,
+    *,
+    rate: float | None = None,
+    speedup: float | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = time.sleep,
+) -> ReplayStats:
     """Publish the dataset's interactions in replay order; waits for every acknowledgement."""
     bucket = TokenBucket(rate, clock=clock, sleep=sleep) if rate else None
     pacer = RealTimePacer(speedup, clock=clock, sleep=sleep) if speedup else None
@@ -126,8 +139,7 @@ def replay(dataset: Dataset, producer: ClickProducer, *, rate: float | None = No
     started = time.perf_counter()
     sent = 0
     first_ts = last_ts = None
-    with tqdm(total=total, unit="ev", unit_scale=True, desc=f"replay {dataset.name}",
-              disable=not progress) as bar:
+    with tqdm(total=total, unit="ev", unit_scale=True, desc=f"replay {dataset.name}", disable=not progress) as bar:
         for event in replay_events(dataset, limit):
             if pacer is not None:
                 pacer.wait(event.ts)
@@ -140,6 +152,11 @@ def replay(dataset: Dataset, producer: ClickProducer, *, rate: float | None = No
             bar.update(1)
         producer.flush()
     stats = ReplayStats(sent, time.perf_counter() - started, first_ts, last_ts)
-    log.info("replayed %d events of %s in %.1f s (%.0f/s)", stats.events, dataset.name,
-             stats.seconds, stats.events_per_second)
+    log.info(
+        "replayed %d events of %s in %.1f s (%.0f/s)",
+        stats.events,
+        dataset.name,
+        stats.seconds,
+        stats.events_per_second,
+    )
     return stats

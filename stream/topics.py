@@ -44,8 +44,7 @@ def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
 
 
 def admin_client(kafka: KafkaSettings, timeout_ms: int = 10_000) -> KafkaAdminClient:
-    return KafkaAdminClient(**kafka.client_options(), client_id="kdrec-admin",
-                            request_timeout_ms=timeout_ms)
+    return KafkaAdminClient(**kafka.client_options(), client_id="kdrec-admin", request_timeout_ms=timeout_ms)
 
 
 def ensure_topics(kafka: KafkaSettings, timeout_ms: int = 10_000) -> dict[str, int]:
@@ -58,28 +57,27 @@ def ensure_topics(kafka: KafkaSettings, timeout_ms: int = 10_000) -> dict[str, i
     admin = admin_client(kafka, timeout_ms)
     try:
         response = admin.create_topics(
-            [NewTopic(spec.name, spec.partitions, -1) for spec in specs],
-            timeout_ms=timeout_ms, raise_errors=False)
+            [NewTopic(spec.name, spec.partitions, -1) for spec in specs], timeout_ms=timeout_ms, raise_errors=False
+        )
         for result in response.get("topics", []):
             code = result.get("error_code", 0)
             if code == 0:
                 log.info("created topic %s (%s partitions)", result["name"], result.get("num_partitions"))
             elif code != TOPIC_ALREADY_EXISTS:
-                raise KafkaError(f"cannot create topic {result['name']}: error {code} "
-                                 f"{result.get('error_message') or ''}".rstrip())
+                raise KafkaError(
+                    f"cannot create topic {result['name']}: error {code} {result.get('error_message') or ''}".rstrip()
+                )
         counts = partition_counts(admin, [spec.name for spec in specs])
     finally:
         admin.close()
     for spec in specs:
         have = counts.get(spec.name, 0)
         if have < spec.partitions:
-            log.warning("topic %s has %d partitions, configured %d (left unchanged)",
-                        spec.name, have, spec.partitions)
+            log.warning("topic %s has %d partitions, configured %d (left unchanged)", spec.name, have, spec.partitions)
     return counts
 
 
 def partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
     """Partition count of each existing topic (missing topics are left out)."""
     described = admin.describe_topics(topics)
-    return {topic["name"]: len(topic["partitions"]) for topic in described
-            if topic.get("error_code", 0) == 0}
+    return {topic["name"]: len(topic["partitions"]) for topic in described if topic.get("error_code", 0) == 0}

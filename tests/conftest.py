@@ -41,8 +41,10 @@ def postgres_admin() -> Iterator[Engine | str]:
             connection.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means "not available"
         engine.dispose()
-        yield (f"PostgreSQL not reachable at {normalise_url(url).render_as_string(hide_password=True)} "
-               f"(set KDREC_TEST_POSTGRES_URL): {type(exc).__name__}: {str(exc).strip()[:200]}")
+        yield (
+            f"PostgreSQL not reachable at {normalise_url(url).render_as_string(hide_password=True)} "
+            f"(set KDREC_TEST_POSTGRES_URL): {type(exc).__name__}: {str(exc).strip()[:200]}"
+        )
         return
     yield engine
     engine.dispose()

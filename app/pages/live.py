@@ -27,10 +27,17 @@ def show_lag() -> None:
         st.warning(f"{exc}. The lag appears once the broker is up (`kdrec demo` starts one).")
         return
     total = sum(row.lag for row in rows)
-    st.caption(f"group `{config.kafka.consumer_group}` on `{config.kafka.events_topic}`: {total:,} events not yet "
-               "committed (log-end offset − committed offset, per partition)")
-    st.dataframe(pd.DataFrame([{"partition": r.partition, "committed": r.committed, "log end": r.end, "lag": r.lag}
-                               for r in rows]), hide_index=True, width="stretch")
+    st.caption(
+        f"group `{config.kafka.consumer_group}` on `{config.kafka.events_topic}`: {total:,} events not yet "
+        "committed (log-end offset − committed offset, per partition)"
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [{"partition": r.partition, "committed": r.committed, "log end": r.end, "lag": r.lag} for r in rows]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 def show_skipped() -> None:
@@ -40,9 +47,11 @@ def show_skipped() -> None:
         st.caption("No record batch skipped: every batch on the events topic was decoded.")
         return
     st.subheader("Skipped record batches")
-    st.error(f"{batches:,} record batch(es) ({offsets:,} offsets) could not be decoded and were skipped after "
-             f"their retries. Each went to the dead-letter topic `{config.kafka.dlq_topic}` with its raw bytes "
-             "and reason (code `undecodable_batch`).")
+    st.error(
+        f"{batches:,} record batch(es) ({offsets:,} offsets) could not be decoded and were skipped after "
+        f"their retries. Each went to the dead-letter topic `{config.kafka.dlq_topic}` with its raw bytes "
+        "and reason (code `undecodable_batch`)."
+    )
     st.dataframe(frame, hide_index=True, width="stretch")
 
 
@@ -65,8 +74,10 @@ def live() -> None:
     chart_left, chart_right = st.columns(2)
     with chart_left:
         if rate.empty:
-            st.info("No events ingested in this window. `kdrec demo` publishes live traffic; so does a click on "
-                    "the Recommend page.")
+            st.info(
+                "No events ingested in this window. `kdrec demo` publishes live traffic; so does a click on "
+                "the Recommend page."
+            )
         else:
             st.altair_chart(charts.events_per_second(rate), width="stretch", height=charts.HEIGHT + 60)
     with chart_right:
@@ -75,8 +86,10 @@ def live() -> None:
         else:
             st.altair_chart(charts.latency(latency), width="stretch", height=charts.HEIGHT + 60)
         if historic:
-            st.caption(f"{historic:,} recommendations triggered by replayed historic events (event time more "
-                       "than an hour before) are left out of the latency chart.")
+            st.caption(
+                f"{historic:,} recommendations triggered by replayed historic events (event time more "
+                "than an hour before) are left out of the latency chart."
+            )
     show_lag()
     show_skipped()
     ev, rc = st.columns(2)

@@ -64,21 +64,30 @@ def show_last_click(user: int) -> None:
         outcome: clicks.ClickOutcome = last["outcome"]
         rec = outcome.recommendation
         if rec is None:
-            st.warning(f"You clicked **{title(last['item'])}** (event `{outcome.event.event_id}` is on the events "
-                       f"topic), but no consumer wrote recommendations within {CLICK_TIMEOUT_S:.0f} s. Is "
-                       "`kdrec consume` running? (`kdrec demo` starts one.)")
+            st.warning(
+                f"You clicked **{title(last['item'])}** (event `{outcome.event.event_id}` is on the events "
+                f"topic), but no consumer wrote recommendations within {CLICK_TIMEOUT_S:.0f} s. Is "
+                "`kdrec consume` running? (`kdrec demo` starts one.)"
+            )
             return
-        st.success(f"You clicked **{title(last['item'])}**. The consumer wrote new recommendations for user {user} "
-                   f"{outcome.latency_ms} ms after the click (student v{rec.model_version_id}):")
-        st.markdown("\n".join(f"{rank}. {title(item)} — `{score:.3f}`"
-                              for rank, (item, score) in enumerate(zip(rec.items, rec.scores), start=1)))
+        st.success(
+            f"You clicked **{title(last['item'])}**. The consumer wrote new recommendations for user {user} "
+            f"{outcome.latency_ms} ms after the click (student v{rec.model_version_id}):"
+        )
+        st.markdown(
+            "\n".join(
+                f"{rank}. {title(item)} — `{score:.3f}`"
+                for rank, (item, score) in enumerate(zip(rec.items, rec.scores, strict=False), start=1)
+            )
+        )
 
 
 def pick_user() -> int:
     users = ui.user_ids(store.url, store.counts["users"])
     if not users:
-        ui.stop_with("info", "No user has a stored history yet. Load a dataset (`kdrec demo`) or build an "
-                     "anonymous session.")
+        ui.stop_with(
+            "info", "No user has a stored history yet. Load a dataset (`kdrec demo`) or build an anonymous session."
+        )
     wanted = st.query_params.get("user")
     index = users.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in users else 0
     return int(st.selectbox("User id (type to search)", users, index=index, key="user"))
@@ -90,8 +99,9 @@ def recommend(loaded: LoadedVersion, history: list[int]) -> tuple[list[tuple[int
     return result.row(0), (time.perf_counter() - started) * 1000
 
 
-def show_list(kind: str, loaded: LoadedVersion | None, ranked: list[tuple[int, float]], ms: float,
-              user: int | None) -> None:
+def show_list(
+    kind: str, loaded: LoadedVersion | None, ranked: list[tuple[int, float]], ms: float, user: int | None
+) -> None:
     if loaded is None:
         st.warning(f"No active {kind}.")
         return
@@ -101,8 +111,7 @@ def show_list(kind: str, loaded: LoadedVersion | None, ranked: list[tuple[int, f
         row = st.container(key=f"rec-{kind}-{rank}")
         left, right = row.columns([6, 1], vertical_alignment="center")
         left.markdown(f"{rank}\\. {title(item)} — `{score:.3f}`")  # escaped: a paragraph, not a list
-        right.button("▶", key=f"click-{kind}-{rank}", help=f"Click {title(item)}",
-                     on_click=on_click, args=(user, item))
+        right.button("▶", key=f"click-{kind}-{rank}", help=f"Click {title(item)}", on_click=on_click, args=(user, item))
 
 
 st.title("Recommend")
@@ -115,8 +124,13 @@ if mode == "User":
         history, stamps = get_sequence(session, chosen)
 else:
     user = None
-    st.multiselect("Movies in this session, in the order watched", options=sorted(names), key="anon_items",
-                   format_func=title, placeholder="Type a title")
+    st.multiselect(
+        "Movies in this session, in the order watched",
+        options=sorted(names),
+        key="anon_items",
+        format_func=title,
+        placeholder="Type a title",
+    )
     history = list(state.get("anon_items", []))
     if not history:
         ui.stop_with("info", "Choose a few movies to start an anonymous session; recommendations follow each pick.")
@@ -124,9 +138,10 @@ else:
 
 with st.expander(f"History: {len(history)} items, most recent first", expanded=True):
     times: list[int | None] = list(stamps) if stamps else [None] * len(history)
-    recent = list(zip(history, times))[-HISTORY_SHOWN:]
-    st.markdown("\n".join(f"- {title(item)}" + (f" · {when(ts)}" if ts is not None else "")
-                          for item, ts in reversed(recent)))
+    recent = list(zip(history, times, strict=False))[-HISTORY_SHOWN:]
+    st.markdown(
+        "\n".join(f"- {title(item)}" + (f" · {when(ts)}" if ts is not None else "") for item, ts in reversed(recent))
+    )
     if len(history) > HISTORY_SHOWN:
         st.caption(f"... and {len(history) - HISTORY_SHOWN} older items")
 
@@ -142,16 +157,20 @@ if student and teacher:
     b.metric("Rank-biased overlap (p = 0.9)", f"{rank_biased_overlap(ids_s, ids_t, 0.9):.3f}")
     tau = kendall_tau_union(ids_s, ids_t)
     c.metric("Kendall τ-b on the union", "n/a" if tau is None else f"{tau:+.2f}")
-    st.caption("RBO: extrapolated rank-biased overlap of the two top-10 lists (1 = identical, 0 = disjoint, top "
-               "ranks weigh most). Kendall τ-b: over the union of both lists, an item missing from a list tied "
-               "after all of its items.")
+    st.caption(
+        "RBO: extrapolated rank-biased overlap of the two top-10 lists (1 = identical, 0 = disjoint, top "
+        "ranks weigh most). Kendall τ-b: over the union of both lists, an item missing from a list tied "
+        "after all of its items."
+    )
 left, right = st.columns(2, gap="large")
 with left:
     show_list("student", models["student"], *results["student"], user)
 with right:
     show_list("teacher", models["teacher"], *results["teacher"], user)
 if user is not None:
-    st.caption("▶ publishes a real click for this user to Kafka; the consumer stores it and writes fresh "
-               "recommendations, shown above the lists.")
+    st.caption(
+        "▶ publishes a real click for this user to Kafka; the consumer stores it and writes fresh "
+        "recommendations, shown above the lists."
+    )
 else:
     st.caption("▶ adds the movie to this anonymous session (nothing is published: the session has no user).")

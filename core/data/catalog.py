@@ -32,8 +32,11 @@ def find_folder(name_or_path: str | Path, search_dirs: Sequence[Path]) -> Path:
         if folder.is_dir():
             return folder
     searched = ", ".join(str(Path(base) / str(name_or_path)) for base in search_dirs)
-    hint = (f"run 'kdrec data fetch {name_or_path}'" if str(name_or_path) in REMOTES else
-            f"only {' and '.join(sorted(REMOTES))} can be downloaded; put the folder in one of those places")
+    hint = (
+        f"run 'kdrec data fetch {name_or_path}'"
+        if str(name_or_path) in REMOTES
+        else f"only {' and '.join(sorted(REMOTES))} can be downloaded; put the folder in one of those places"
+    )
     raise DatasetNotFound(f"dataset {name_or_path!r} not found (looked in {searched}); {hint} or pass a folder path")
 
 
@@ -42,17 +45,31 @@ def load_folder(folder: Path, name: str | None = None, text_columns: Sequence[st
     format's columns the LM reads (None: every text column)."""
     for fmt in FORMATS:
         if fmt.looks_like(folder):
+            if text_columns is not None and fmt is not item_table:
+                log.warning(
+                    "text columns %s ignored for %s: its item text is fixed (title, year, genres)",
+                    ",".join(text_columns),
+                    folder,
+                )
             dataset = item_table.load(folder, name, text_columns) if fmt is item_table else fmt.load(folder, name)
-            log.info("loaded %s from %s (%s): %s", dataset.name, folder, fmt.__name__.rsplit(".", 1)[-1],
-                     dataset.summary())
+            log.info(
+                "loaded %s from %s (%s): %s", dataset.name, folder, fmt.__name__.rsplit(".", 1)[-1], dataset.summary()
+            )
             return dataset
-    raise DataFormatError(folder, "no known dataset format here (expected sequences.txt + items.csv with a "
-                                  "header starting item_id (or the ML-1M one), RecBole .inter + .item, or "
-                                  "GroupLens ratings.dat/u.data)")
+    raise DataFormatError(
+        folder,
+        "no known dataset format here (expected sequences.txt + items.csv with a "
+        "header starting item_id (or the ML-1M one), RecBole .inter + .item, or "
+        "GroupLens ratings.dat/u.data)",
+    )
 
 
-def load_dataset(name_or_path: str | Path, search_dirs: Sequence[Path],
-                 min_interactions: int | None = None, text_columns: Sequence[str] | None = None) -> Dataset:
+def load_dataset(
+    name_or_path: str | Path,
+    search_dirs: Sequence[Path],
+    min_interactions: int | None = None,
+    text_columns: Sequence[str] | None = None,
+) -> Dataset:
     """Open a dataset; ``min_interactions`` applies k-core filtering (for raw data);
     ``text_columns`` as for ``load_folder``."""
     folder = find_folder(name_or_path, search_dirs)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
+
+SourceId = TypeVar("SourceId", bound=Hashable)
+"""An item id as the source writes it (an int, a string such as a MovieLens id or an ASIN)."""
 
 
 @dataclass(frozen=True)
@@ -19,15 +23,24 @@ class Item:
     source_id: str | None = None
     """The id in the original source (e.g. the MovieLens movie id), when it differs."""
     fields: tuple[tuple[str, str], ...] = ()
-    """Further text fields, ``(column, value)`` in file order (e.g. brand, category)."""
+    """Further text fields, ``(column, value)`` in the order the LM reads them (e.g. brand, category)."""
 
     def text(self) -> str:
         """The text the language model reads for this item: title, year and genres (movies), then
-        any further fields as ``"Column: value."``; empty parts are left out."""
+        any further fields, e.g. ``"Title. Brand: X. Category: Y."``; empty parts are left out.
+        An item without further fields reads as before they existed (``"Title (1995)"``)."""
         head = f"{self.title} ({self.year})" if self.year else self.title
-        parts = [f"{head}. Genres: {', '.join(self.genres)}." if self.genres else head]
-        parts += [f"{name.replace('_', ' ').capitalize()}: {value}." for name, value in self.fields if value]
-        return " ".join(part for part in parts if part).strip()
+        lead = f"{head}. Genres: {', '.join(self.genres)}." if self.genres else head
+        rest = [_sentence(f"{name.replace('_', ' ').capitalize()}: {value}") for name, value in self.fields if value]
+        if not rest:
+            return lead
+        return " ".join([_sentence(lead), *rest] if lead.strip() else rest)
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending in a full stop (one already ending in ``.``, ``!`` or ``?`` is kept)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 @dataclass
@@ -51,8 +64,10 @@ class Dataset:
         if self.timestamps is not None:
             for user, seq in self.sequences.items():
                 if len(self.timestamps.get(user, ())) != len(seq):
-                    raise ValueError(f"{self.name}: user {user} has {len(seq)} items but "
-                                     f"{len(self.timestamps.get(user, ()))} timestamps")
+                    raise ValueError(
+                        f"{self.name}: user {user} has {len(seq)} items but "
+                        f"{len(self.timestamps.get(user, ()))} timestamps"
+                    )
 
     @property
     def num_items(self) -> int:
@@ -90,22 +105,27 @@ class Dataset:
                 yield user, pos, item, ts_ms
 
     def summary(self) -> dict[str, int]:
-        return {"users": self.num_users, "items": self.num_items,
-                "interactions": self.num_interactions}
+        return {"users": self.num_users, "items": self.num_items, "interactions": self.num_interactions}
 
     @staticmethod
-    def reindexed(name: str, items: dict[object, Item], sequences: dict[int, list[object]],
-                  timestamps: dict[int, list[int]] | None = None,
-                  meta: dict[str, str] | None = None) -> Dataset:
+    def reindexed(
+        name: str,
+        items: Mapping[SourceId, Item],
+        sequences: Mapping[int, Sequence[SourceId]],
+        timestamps: dict[int, list[int]] | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> Dataset:
         """Build a dataset from source ids, mapping items to dense ids 1..n.
 
         Items are numbered in order of their source id (numerically when the ids are numbers);
         catalogue items that no sequence uses are dropped.
         """
         used = {item for seq in sequences.values() for item in seq}
-        ordered = sorted(used, key=lambda key: (0, int(key)) if str(key).isdigit() else (1, str(key)))
+        ordered = sorted(used, key=lambda key: (0, int(str(key))) if str(key).isdigit() else (1, str(key)))
         mapping = {source: dense for dense, source in enumerate(ordered, start=1)}
-        dense_items = {mapping[source]: replace(items[source], item_id=mapping[source],
-                                                source_id=str(source)) for source in ordered}
+        dense_items = {
+            mapping[source]: replace(items[source], item_id=mapping[source], source_id=str(source))
+            for source in ordered
+        }
         dense_sequences = {user: [mapping[item] for item in seq] for user, seq in sequences.items()}
         return Dataset(name, dense_items, dense_sequences, timestamps, dict(meta or {}))

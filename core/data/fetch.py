@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import socket
 import urllib.error
 import urllib.request
 import zipfile
@@ -25,10 +24,12 @@ class Remote:
 
 
 REMOTES = {
-    "ml-1m": Remote("https://files.grouplens.org/datasets/movielens/ml-1m.zip",
-                    "c4d9eecfca2ab87c1945afe126590906", "ml-1m"),
-    "ml-100k": Remote("https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-                      "0e33842e24a9c977be4e0107933c0723", "ml-100k"),
+    "ml-1m": Remote(
+        "https://files.grouplens.org/datasets/movielens/ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906", "ml-1m"
+    ),
+    "ml-100k": Remote(
+        "https://files.grouplens.org/datasets/movielens/ml-100k.zip", "0e33842e24a9c977be4e0107933c0723", "ml-100k"
+    ),
 }
 
 
@@ -47,19 +48,20 @@ def md5sum(path: Path) -> str:
 def _download(url: str, target: Path, timeout: float) -> None:
     partial = target.with_suffix(target.suffix + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with partial.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                                 desc=target.name) as bar:
+            with partial.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         partial.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
-        raise FetchError(f"could not download {url}: {reason}. The machine looks offline or "
-                         f"GroupLens is unreachable. Download the archive elsewhere, unpack it, and "
-                         f"give its folder path wherever a dataset name is asked for.") from None
+        raise FetchError(
+            f"could not download {url}: {reason}. The machine looks offline or "
+            f"GroupLens is unreachable. Download the archive elsewhere, unpack it, and "
+            f"give its folder path wherever a dataset name is asked for."
+        ) from None
     partial.replace(target)
 
 
@@ -79,8 +81,9 @@ def fetch(name: str, download_dir: Path, timeout: float = 30.0) -> Path:
     actual = md5sum(archive)
     if actual != remote.md5:
         archive.unlink()
-        raise FetchError(f"{archive}: checksum mismatch (md5 {actual}, expected {remote.md5}); "
-                         f"the file was removed, try again")
+        raise FetchError(
+            f"{archive}: checksum mismatch (md5 {actual}, expected {remote.md5}); the file was removed, try again"
+        )
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(download_dir)
     (folder / ".complete").write_text(remote.md5)

@@ -10,8 +10,7 @@ from core.data.dataset import Dataset
 def k_core(dataset: Dataset, k: int = 5) -> Dataset:
     """Repeatedly drop users and items with fewer than ``k`` interactions; re-index items."""
     sequences = {user: list(seq) for user, seq in dataset.sequences.items()}
-    times = ({user: list(ts) for user, ts in dataset.timestamps.items()}
-             if dataset.timestamps is not None else None)
+    times = {user: list(ts) for user, ts in dataset.timestamps.items()} if dataset.timestamps is not None else None
     while True:
         counts = Counter(item for seq in sequences.values() for item in seq)
         changed = False
@@ -29,5 +28,4 @@ def k_core(dataset: Dataset, k: int = 5) -> Dataset:
                     del times[user]
         if not changed:
             break
-    return Dataset.reindexed(dataset.name, dataset.items, sequences, times,
-                             meta={**dataset.meta, "k_core": str(k)})
+    return Dataset.reindexed(dataset.name, dataset.items, sequences, times, meta={**dataset.meta, "k_core": str(k)})

@@ -34,8 +34,7 @@ class EvalSet:
         if n is None or n >= len(self):
             return self
         rows = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
-        return EvalSet([self.users[i] for i in rows], [self.inputs[i] for i in rows],
-                       [self.targets[i] for i in rows])
+        return EvalSet([self.users[i] for i in rows], [self.inputs[i] for i in rows], [self.targets[i] for i in rows])
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ class LeaveOneOut:
     def train_for_test(self) -> dict[int, list[int]]:
         """Training sequences extended by the validation target (for a final refit)."""
         extended = {user: list(seq) for user, seq in self.train.items()}
-        for user, seq, target in zip(self.valid.users, self.valid.inputs, self.valid.targets):
+        for user, seq, target in zip(self.valid.users, self.valid.inputs, self.valid.targets, strict=False):
             extended[user] = [*seq, target]
         return extended
 

@@ -78,15 +78,17 @@ class TeacherCache:
         return TeacherTargets(indices, logits, log_norm, present, self.temperature, hidden)
 
     def save(self, path: str | Path) -> None:
-        tensors = {"offsets": self.offsets, "indices": self.indices, "logits": self.logits,
-                   "log_norms": self.log_norms}
+        tensors = {"offsets": self.offsets, "indices": self.indices, "logits": self.logits, "log_norms": self.log_norms}
         if self.hidden is not None:
             tensors["hidden"] = self.hidden
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
-                  metadata={"temperatures": ",".join(repr(t) for t in self.temperatures)})
+        save_file(
+            {k: v.contiguous() for k, v in tensors.items()},
+            str(tmp),
+            metadata={"temperatures": ",".join(repr(t) for t in self.temperatures)},
+        )
         tmp.replace(path)
 
     @staticmethod
@@ -96,16 +98,32 @@ class TeacherCache:
         with safe_open(str(path), "pt") as handle:
             temps = tuple(float(t) for t in handle.metadata()["temperatures"].split(","))
         tensors = load_file(str(path))
-        cache = TeacherCache(tensors["offsets"], tensors["indices"], tensors["logits"], tensors["log_norms"],
-                             temps, temps[0], tensors.get("hidden"))
+        cache = TeacherCache(
+            tensors["offsets"],
+            tensors["indices"],
+            tensors["logits"],
+            tensors["log_norms"],
+            temps,
+            temps[0],
+            tensors.get("hidden"),
+        )
         return cache.at_temperature(temperature) if temperature is not None else cache
 
 
 @torch.no_grad()
-def build_teacher_cache(teacher: SequenceModel, inputs: np.ndarray, targets: np.ndarray, top_k: int,
-                        temperatures: Sequence[float], last: int | None = None, stride: int | None = None,
-                        keep_hidden: bool = False, batch_size: int = 64, device: torch.device | str = "cpu",
-                        progress: bool = True) -> TeacherCache:
+def build_teacher_cache(
+    teacher: SequenceModel,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    top_k: int,
+    temperatures: Sequence[float],
+    last: int | None = None,
+    stride: int | None = None,
+    keep_hidden: bool = False,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> TeacherCache:
     """Score the teacher at the target positions of each window (its ``last`` ones when given).
 
     ``inputs``/``targets`` are the student's causal windows (core.training.causal_windows).
@@ -135,7 +153,7 @@ def build_teacher_cache(teacher: SequenceModel, inputs: np.ndarray, targets: np.
             n = int(counts[row])
             if n == 0:
                 continue
-            state = states[b, span - n:].float()
+            state = states[b, span - n :].float()
             scores = teacher.logits(state).float()
             top = scores.topk(k, dim=-1)
             lo, hi = int(offsets[row]), int(offsets[row + 1])
@@ -145,5 +163,12 @@ def build_teacher_cache(teacher: SequenceModel, inputs: np.ndarray, targets: np.
             if hidden is not None:
                 hidden[lo:hi] = state.half().cpu()
     log.info("teacher cache: %d windows, %d positions, top-%d, T=%s", len(counts), total, k, tuple(temperatures))
-    return TeacherCache(torch.as_tensor(offsets), indices, logits, log_norms, tuple(float(t) for t in temperatures),
-                        float(temperatures[0]), hidden)
+    return TeacherCache(
+        torch.as_tensor(offsets),
+        indices,
+        logits,
+        log_norms,
+        tuple(float(t) for t in temperatures),
+        float(temperatures[0]),
+        hidden,
+    )

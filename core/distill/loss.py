@@ -33,8 +33,13 @@ def kl_full(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
     return terms.sum(dim=-1).mean()
 
 
-def kl_topk(student_logits: torch.Tensor, indices: torch.Tensor, teacher_logits: torch.Tensor,
-            teacher_log_norm: torch.Tensor, temperature: float) -> torch.Tensor:
+def kl_topk(
+    student_logits: torch.Tensor,
+    indices: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    teacher_log_norm: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
     """Mean over rows of KL over the teacher's top-k items plus one bucket for all others.
 
     ``teacher_log_norm`` is ``logsumexp(all teacher scores / T)`` for each row.
@@ -58,8 +63,14 @@ class DistillObjective(nn.Module):
     batch has none, from a teacher forward pass on every step (exact full KL).
     """
 
-    def __init__(self, student: SequenceModel, config: DistillConfig, teacher: SequenceModel | None = None,
-                 teacher_hidden: int | None = None, stride: int | None = None) -> None:
+    def __init__(
+        self,
+        student: SequenceModel,
+        config: DistillConfig,
+        teacher: SequenceModel | None = None,
+        teacher_hidden: int | None = None,
+        stride: int | None = None,
+    ) -> None:
         super().__init__()
         if student.objective != "causal":
             raise ValueError("distillation trains a causal student (next item at every position)")
@@ -103,8 +114,11 @@ class DistillObjective(nn.Module):
             chosen = cached.present[where]
             sel = where & cached.present
             rows = logits if bool(chosen.all()) else logits[chosen]  # usually every position: no copy
-            kl = kl_topk(rows, cached.indices[sel], cached.logits[sel], cached.log_norm[sel],
-                         temperature) if bool(chosen.any()) else logits.new_zeros(())
+            kl = (
+                kl_topk(rows, cached.indices[sel], cached.logits[sel], cached.log_norm[sel], temperature)
+                if bool(chosen.any())
+                else logits.new_zeros(())
+            )
             teacher_hidden = cached.hidden[sel] if cached.hidden is not None else None
         elif self.teacher is not None:
             chosen = torch.ones(int(where.sum()), dtype=torch.bool, device=logits.device)
@@ -115,11 +129,14 @@ class DistillObjective(nn.Module):
             teacher_hidden = t_states
         else:
             raise ValueError("distillation needs a teacher or cached teacher targets in the batch")
-        loss = loss + (1.0 - alpha) * temperature ** 2 * kl
+        loss = loss + (1.0 - alpha) * temperature**2 * kl
         if self.projection is not None:
             if teacher_hidden is None:
                 raise ValueError("hidden_weight > 0 but the teacher cache holds no hidden states")
             aligned = self.projection(states[where][chosen])
-            loss = loss + self.config.hidden_weight * (1 - F.cosine_similarity(
-                aligned.float(), teacher_hidden.float(), dim=-1)).mean()
+            loss = (
+                loss
+                + self.config.hidden_weight
+                * (1 - F.cosine_similarity(aligned.float(), teacher_hidden.float(), dim=-1)).mean()
+            )
         return loss

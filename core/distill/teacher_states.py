@@ -41,7 +41,7 @@ def teacher_states(teacher: SequenceModel, inputs: torch.Tensor, stride: int | N
         states = teacher.hidden_states(inputs[:, start:end])
         if states_out is None:
             states_out = states.new_empty((inputs.shape[0], length, states.shape[-1]))
-        states_out[:, end - new:end] = states[:, states.shape[1] - new:]
+        states_out[:, end - new : end] = states[:, states.shape[1] - new :]
         if end <= window:
             return states_out
         end -= stride

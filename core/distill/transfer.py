@@ -28,7 +28,7 @@ def pca_project(table: torch.Tensor, width: int) -> tuple[torch.Tensor, float]:
     data = table.to(torch.float64)
     centred = data - data.mean(dim=0, keepdim=True)
     _, singular, right = torch.linalg.svd(centred, full_matrices=False)
-    kept = float((singular[:width] ** 2).sum() / (singular ** 2).sum().clamp(min=1e-12))
+    kept = float((singular[:width] ** 2).sum() / (singular**2).sum().clamp(min=1e-12))
     return (centred @ right[:width].T).to(table.dtype), kept
 
 
@@ -53,6 +53,10 @@ def transfer_item_embeddings(teacher: SequenceModel, student: SequenceModel) -> 
     norm = float(weight[rows].norm(dim=1).mean())
     table, kept = projected_item_table(teacher, weight.shape[1], norm)
     weight[rows] = table[1:].to(weight.dtype, copy=False).to(weight.device)
-    log.info("student item embeddings from the teacher's (PCA %d -> %d, %.1f%% of the variance kept)",
-             teacher.item_embeddings().shape[1], weight.shape[1], 100 * kept)
+    log.info(
+        "student item embeddings from the teacher's (PCA %d -> %d, %.1f%% of the variance kept)",
+        teacher.item_embeddings().shape[1],
+        weight.shape[1],
+        100 * kept,
+    )
     return kept

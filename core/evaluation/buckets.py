@@ -42,13 +42,16 @@ def popularity_buckets(targets: Sequence[int], counts: np.ndarray, names: Sequen
     order = np.argsort(-target_counts, kind="stable")
     parts = np.array_split(order, len(names))
     rows = {name: np.sort(part) for name, part in zip(names, parts, strict=True)}
-    ranges = {name: (int(target_counts[part].min()), int(target_counts[part].max())) if len(part) else (0, 0)
-              for name, part in rows.items()}
+    ranges = {
+        name: (int(target_counts[part].min()), int(target_counts[part].max())) if len(part) else (0, 0)
+        for name, part in rows.items()
+    }
     return Buckets(rows, ranges)
 
 
-def metrics_by_bucket(ranks: torch.Tensor, buckets: Buckets,
-                      ks: tuple[int, ...] = DEFAULT_KS) -> dict[str, dict[str, float]]:
+def metrics_by_bucket(
+    ranks: torch.Tensor, buckets: Buckets, ks: tuple[int, ...] = DEFAULT_KS
+) -> dict[str, dict[str, float]]:
     """``metrics_from_ranks`` on each bucket's rows, with ``users`` and the count range."""
     out: dict[str, dict[str, float]] = {}
     for name, rows in buckets.rows.items():

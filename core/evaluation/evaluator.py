@@ -27,8 +27,9 @@ class Scorer(Protocol):
 
 
 @torch.no_grad()
-def rank_targets(scorer: Scorer, eval_set: EvalSet, batch_size: int = 256,
-                 exclude_seen: bool = True, progress: bool = False) -> torch.Tensor:
+def rank_targets(
+    scorer: Scorer, eval_set: EvalSet, batch_size: int = 256, exclude_seen: bool = True, progress: bool = False
+) -> torch.Tensor:
     """0-based rank of every target in ``eval_set`` (see core.evaluation.metrics), in its order."""
     ranks = torch.zeros(len(eval_set), dtype=torch.long)
     chunks = length_chunks([len(seq) for seq in eval_set.inputs], batch_size)
@@ -41,8 +42,14 @@ def rank_targets(scorer: Scorer, eval_set: EvalSet, batch_size: int = 256,
     return ranks
 
 
-def evaluate(scorer: Scorer, eval_set: EvalSet, ks: tuple[int, ...] = DEFAULT_KS,
-             batch_size: int = 256, exclude_seen: bool = True, progress: bool = False) -> dict[str, float]:
+def evaluate(
+    scorer: Scorer,
+    eval_set: EvalSet,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    batch_size: int = 256,
+    exclude_seen: bool = True,
+    progress: bool = False,
+) -> dict[str, float]:
     """Full-ranking HR/NDCG/MRR at each K, seen items removed. Adds ``users``."""
     ranks = rank_targets(scorer, eval_set, batch_size, exclude_seen, progress)
     metrics = metrics_from_ranks(ranks, ks)

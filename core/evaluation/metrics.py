@@ -24,8 +24,7 @@ def pad_sequences(sequences: list[list[int]], pad: int = 0) -> torch.Tensor:
     return out
 
 
-def target_ranks(scores: torch.Tensor, targets: torch.Tensor,
-                 seen: torch.Tensor | None = None) -> torch.Tensor:
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor, seen: torch.Tensor | None = None) -> torch.Tensor:
     """0-based rank of each target among all candidates (pessimistic ties).
 
     ``seen`` is a ``[batch, L]`` tensor of item ids to remove (0 = padding, ignored).
@@ -34,8 +33,7 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor,
     rows = torch.arange(scores.shape[0], device=scores.device)
     targets = targets.to(scores.device)
     target_scores = scores[rows, targets]
-    target_scores = torch.where(torch.isnan(target_scores),
-                                torch.full_like(target_scores, -torch.inf), target_scores)
+    target_scores = torch.where(torch.isnan(target_scores), torch.full_like(target_scores, -torch.inf), target_scores)
     scores = torch.nan_to_num(scores, nan=-torch.inf)
     if seen is not None:
         scores.scatter_(1, seen.to(scores.device), -torch.inf)

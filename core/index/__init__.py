@@ -5,5 +5,13 @@ from core.index.item_index import ItemIndex, SearchResult
 from core.index.session import SessionEncoder, SessionRecommender, left_pad
 from core.index.storage import IndexFileError, load_index, save_index
 
-__all__ = ["IndexFileError", "ItemIndex", "SearchResult", "SessionEncoder", "SessionRecommender",
-           "left_pad", "load_index", "save_index"]
+__all__ = [
+    "IndexFileError",
+    "ItemIndex",
+    "SearchResult",
+    "SessionEncoder",
+    "SessionRecommender",
+    "left_pad",
+    "load_index",
+    "save_index",
+]

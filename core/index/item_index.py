@@ -76,8 +76,7 @@ class SearchResult:
 
     def row(self, i: int) -> list[tuple[int, float]]:
         """Query i's ``(item_id, score)`` pairs without the -1 padding."""
-        return [(int(item), float(score)) for item, score in zip(self.ids[i], self.scores[i], strict=True)
-                if item >= 0]
+        return [(int(item), float(score)) for item, score in zip(self.ids[i], self.scores[i], strict=True) if item >= 0]
 
     def rows(self) -> list[list[tuple[int, float]]]:
         return [self.row(i) for i in range(len(self.ids))]
@@ -93,9 +92,16 @@ def as_float32(matrix: Any) -> np.ndarray:
 class ItemIndex:
     """A FAISS index whose ids are item ids 1..num_items."""
 
-    def __init__(self, index: faiss.Index, kind: IndexKind, num_items: int, *,
-                 hnsw_m: int | None = None, ef_search: int = DEFAULT_EF_SEARCH,
-                 model_version: str | int | None = None) -> None:
+    def __init__(
+        self,
+        index: faiss.Index,
+        kind: IndexKind,
+        num_items: int,
+        *,
+        hnsw_m: int | None = None,
+        ef_search: int = DEFAULT_EF_SEARCH,
+        model_version: str | int | None = None,
+    ) -> None:
         if index.ntotal != num_items:
             raise ValueError(f"index holds {index.ntotal} vectors, expected {num_items} items")
         self.index = index
@@ -108,10 +114,16 @@ class ItemIndex:
         self._dense: tuple[torch.Tensor, np.ndarray, np.ndarray] | None = None
 
     @classmethod
-    def build(cls, item_embeddings: Any, kind: IndexKind = "flat", *, hnsw_m: int = 32,
-              ef_construction: int = DEFAULT_EF_CONSTRUCTION,
-              ef_search: int = DEFAULT_EF_SEARCH,
-              model_version: str | int | None = None) -> ItemIndex:
+    def build(
+        cls,
+        item_embeddings: Any,
+        kind: IndexKind = "flat",
+        *,
+        hnsw_m: int = 32,
+        ef_construction: int = DEFAULT_EF_CONSTRUCTION,
+        ef_search: int = DEFAULT_EF_SEARCH,
+        model_version: str | int | None = None,
+    ) -> ItemIndex:
         """Index rows 1..n of ``item_embeddings`` (``[num_items + 1, D]``) under ids 1..n."""
         matrix = as_float32(item_embeddings)
         if matrix.ndim != 2 or matrix.shape[0] < 2:
@@ -127,18 +139,24 @@ class ItemIndex:
             raise ValueError(f"unknown index kind {kind!r} (flat or hnsw)")
         index = faiss.IndexIDMap(inner)
         index.add_with_ids(matrix[1:], np.arange(1, num_items + 1, dtype=np.int64))
-        return cls(index, kind, num_items, hnsw_m=hnsw_m if kind == "hnsw" else None,
-                   ef_search=ef_search, model_version=model_version)
+        return cls(
+            index,
+            kind,
+            num_items,
+            hnsw_m=hnsw_m if kind == "hnsw" else None,
+            ef_search=ef_search,
+            model_version=model_version,
+        )
 
     @classmethod
-    def from_config(cls, item_embeddings: Any, serve: ServeConfig,
-                    model_version: str | int | None = None) -> ItemIndex:
+    def from_config(cls, item_embeddings: Any, serve: ServeConfig, model_version: str | int | None = None) -> ItemIndex:
         """Build the kind of index ``ServeConfig`` asks for (``index``, ``hnsw_m``)."""
         return cls.build(item_embeddings, serve.index, hnsw_m=serve.hnsw_m, model_version=model_version)
 
     # --- search --------------------------------------------------------------------------
-    def search(self, queries: Any, k: int, exclude: Sequence[Collection[int]] | None = None,
-               strategy: Strategy = "auto") -> SearchResult:
+    def search(
+        self, queries: Any, k: int, exclude: Sequence[Collection[int]] | None = None, strategy: Strategy = "auto"
+    ) -> SearchResult:
         """Top-``k`` items by inner product for each query row, minus that row's ``exclude`` ids."""
         vectors = as_float32(queries)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
@@ -184,8 +202,11 @@ class ItemIndex:
             holder = FAISS.downcast_index(self.index)
             inner = faiss.downcast_index(holder.index) if hasattr(holder, "id_map") else holder
             vectors = inner.reconstruct_n(0, inner.ntotal)
-            ids = faiss.vector_to_array(holder.id_map) if hasattr(holder, "id_map") \
+            ids = (
+                faiss.vector_to_array(holder.id_map)
+                if hasattr(holder, "id_map")
                 else np.arange(1, inner.ntotal + 1, dtype=np.int64)
+            )
             row_of = np.full(self.num_items + 1, -1, dtype=np.int64)
             row_of[ids] = np.arange(len(ids), dtype=np.int64)
             self._dense = (torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)), ids, row_of)
@@ -237,8 +258,7 @@ class ItemIndex:
             allowed[excluded] = False
             bits = np.packbits(allowed, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n in bytes
-            row_scores, row_ids = self.index.search(vectors[row:row + 1], k_eff,
-                                                    params=self._params(k_eff, selector))
+            row_scores, row_ids = self.index.search(vectors[row : row + 1], k_eff, params=self._params(k_eff, selector))
             ids[row], scores[row] = row_ids[0], row_scores[0]
             allowed[excluded] = True
         return _padded(ids, scores, k)

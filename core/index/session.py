@@ -42,8 +42,15 @@ def left_pad(histories: Sequence[Sequence[int]], max_len: int) -> torch.Tensor:
 class SessionRecommender:
     """Encodes histories with ``encoder`` and searches ``index`` for the top-K unseen items."""
 
-    def __init__(self, encoder: Encoder, index: ItemIndex, *, max_len: int | None = None,
-                 batch_size: int = 64, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        index: ItemIndex,
+        *,
+        max_len: int | None = None,
+        batch_size: int = 64,
+        device: torch.device | str | None = None,
+    ) -> None:
         self.encoder = encoder
         self.index = index
         self.max_len = int(max_len or getattr(encoder, "max_len", None) or DEFAULT_MAX_LEN)
@@ -61,7 +68,7 @@ class SessionRecommender:
         was_training = bool(module is not None and module.training)
         if module is not None and was_training:
             module.eval()
-        known = [self._known(history)[-self.max_len:] for history in histories]
+        known = [self._known(history)[-self.max_len :] for history in histories]
         # Similar lengths together: each chunk is padded only to its own longest history, and a
         # chunk of full-length histories needs no attention mask at all.
         out = np.zeros((len(known), self.index.dim), dtype=np.float32)
@@ -77,15 +84,15 @@ class SessionRecommender:
     def _known(self, history: Sequence[int]) -> list[int]:
         return [int(item) for item in history if 1 <= int(item) <= self.index.num_items]
 
-    def recommend(self, histories: Sequence[Sequence[int]], k: int, *, exclude_seen: bool = True,
-                  strategy: Strategy = "auto") -> SearchResult:
+    def recommend(
+        self, histories: Sequence[Sequence[int]], k: int, *, exclude_seen: bool = True, strategy: Strategy = "auto"
+    ) -> SearchResult:
         """Top-``k`` ``(ids, scores)`` per history, the history's own items excluded by default."""
         queries = self.vectors(histories)
         exclude = [set(history) for history in histories] if exclude_seen else None
         return self.index.search(queries, k, exclude, strategy)
 
-    def recommend_one(self, history: Sequence[int], k: int,
-                      exclude_seen: bool = True) -> list[tuple[int, float]]:
+    def recommend_one(self, history: Sequence[int], k: int, exclude_seen: bool = True) -> list[tuple[int, float]]:
         """``[(item_id, score), ...]`` best first for one history."""
         return self.recommend([history], k, exclude_seen=exclude_seen).row(0)
 

@@ -48,9 +48,15 @@ def save_index(index: ItemIndex, folder: str | Path, model_version: str | int | 
     index_path, meta_path = index_paths(folder)
     index_path.parent.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
-        "format": FORMAT, "model_version": model_version, "kind": index.kind, "dim": index.dim,
-        "num_items": index.num_items, "metric": "inner_product", "hnsw_m": index.hnsw_m,
-        "ef_search": index.ef_search, "faiss_version": faiss.__version__,
+        "format": FORMAT,
+        "model_version": model_version,
+        "kind": index.kind,
+        "dim": index.dim,
+        "num_items": index.num_items,
+        "metric": "inner_product",
+        "hnsw_m": index.hnsw_m,
+        "ef_search": index.ef_search,
+        "faiss_version": faiss.__version__,
     }
     tmp_index = index_path.with_name(index_path.name + ".tmp")
     faiss.write_index(index.index, str(tmp_index))
@@ -76,14 +82,22 @@ def load_index(folder: str | Path, model_version: str | int | None = None) -> It
     index_path, meta_path = index_paths(folder)
     meta = read_meta(folder)
     if model_version is not None and str(meta.get("model_version")) != str(model_version):
-        raise IndexFileError(f"{meta_path} belongs to model version {meta.get('model_version')!r}, "
-                             f"not {model_version!r}")
+        raise IndexFileError(
+            f"{meta_path} belongs to model version {meta.get('model_version')!r}, not {model_version!r}"
+        )
     if not index_path.is_file():
         raise IndexFileError(f"no index file at {index_path}")
     raw = faiss.read_index(str(index_path))
     if raw.d != meta["dim"] or raw.ntotal != meta["num_items"]:
-        raise IndexFileError(f"{index_path} holds {raw.ntotal} x {raw.d} vectors but the metadata "
-                             f"says {meta['num_items']} x {meta['dim']}")
-    return ItemIndex(raw, meta["kind"], meta["num_items"], hnsw_m=meta.get("hnsw_m"),
-                     ef_search=meta.get("ef_search") or DEFAULT_EF_SEARCH,
-                     model_version=meta.get("model_version"))
+        raise IndexFileError(
+            f"{index_path} holds {raw.ntotal} x {raw.d} vectors but the metadata "
+            f"says {meta['num_items']} x {meta['dim']}"
+        )
+    return ItemIndex(
+        raw,
+        meta["kind"],
+        meta["num_items"],
+        hnsw_m=meta.get("hnsw_m"),
+        ef_search=meta.get("ef_search") or DEFAULT_EF_SEARCH,
+        model_version=meta.get("model_version"),
+    )

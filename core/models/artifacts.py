@@ -34,8 +34,9 @@ def _write_json(path: Path, payload: object) -> None:
     tmp.replace(path)
 
 
-def save_model(model: SequenceModel, folder: str | Path, metrics: dict[str, Any] | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: SequenceModel, folder: str | Path, metrics: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Write weights, the architecture spec (plus ``extra`` notes) and metrics into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

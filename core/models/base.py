@@ -74,7 +74,7 @@ class SequenceModel(nn.Module, ABC):
         return self.token_embeddings()[: self.num_items + 1]
 
     def encode(self, sequences: torch.Tensor) -> torch.Tensor:
-        inputs = sequences[:, -self.history_len:]
+        inputs = sequences[:, -self.history_len :]
         if self.mask_token is not None:
             mask = torch.full_like(inputs[:, :1], self.mask_token)
             inputs = torch.cat([inputs, mask], dim=1)

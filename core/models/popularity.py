@@ -19,8 +19,7 @@ class Popularity:
         counts = torch.zeros(self.num_items + 1, dtype=torch.float64)
         for seq in rows:
             if seq:
-                counts.index_add_(0, torch.as_tensor(seq, dtype=torch.long),
-                                  torch.ones(len(seq), dtype=torch.float64))
+                counts.index_add_(0, torch.as_tensor(seq, dtype=torch.long), torch.ones(len(seq), dtype=torch.float64))
         counts[0] = 0
         self.counts = counts.to(torch.float32)
         return self

@@ -28,7 +28,7 @@ def left_pad(sequences: Sequence[Sequence[int]], keep_last: int, width: int | No
     for row, seq in enumerate(kept):
         if seq:
             seq = seq[-width:]
-            out[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
+            out[row, width - len(seq) :] = torch.as_tensor(seq, dtype=torch.long)
     return out
 
 
@@ -41,7 +41,7 @@ def length_chunks(lengths: Sequence[int] | np.ndarray, size: int) -> list[np.nda
     if size < 1:
         raise ValueError(f"chunk size must be at least 1, not {size}")
     order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
-    return [order[start:start + size] for start in range(0, len(order), size)]
+    return [order[start : start + size] for start in range(0, len(order), size)]
 
 
 def positions(inputs: torch.Tensor) -> torch.Tensor:

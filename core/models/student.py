@@ -26,12 +26,14 @@ class Block(nn.Module):
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.out = nn.Linear(hidden, hidden)
         self.ff_norm = nn.LayerNorm(hidden)
-        self.ff = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Dropout(dropout),
-                                nn.Linear(4 * hidden, hidden))
+        self.ff = nn.Sequential(
+            nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(4 * hidden, hidden)
+        )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor | None, last_only: bool = False,
-                causal: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, allowed: torch.Tensor | None, last_only: bool = False, causal: bool = False
+    ) -> torch.Tensor:
         """``[B, L, H]`` -> ``[B, L, H]``. ``allowed``: the attention mask, or None for rows without
         padding (then ``causal`` says whether a query sees only earlier keys). With ``last_only``
         just the last position's output ``[B, 1, H]`` (keys and values still come from every
@@ -43,8 +45,14 @@ class Block(nn.Module):
             q, x = q[:, :, -1:], x[:, -1:]
             allowed = allowed[:, :, -1:] if allowed is not None else None
             causal = False  # the last query sees every key
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, is_causal=causal and allowed is None,
-                                                  dropout_p=self.dropout if self.training else 0.0)
+        attended = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=allowed,
+            is_causal=causal and allowed is None,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
         x = x + self.drop(self.out(attended.transpose(1, 2).reshape(batch, q.shape[2], hidden)))
         return x + self.drop(self.ff(self.ff_norm(x)))
 
@@ -52,16 +60,18 @@ class Block(nn.Module):
 class Student(SequenceModel):
     kind = "student"
 
-    def __init__(self, config: StudentConfig, num_items: int, objective: str = "causal",
-                 mask_prob: float = 0.2) -> None:
+    def __init__(
+        self, config: StudentConfig, num_items: int, objective: str = "causal", mask_prob: float = 0.2
+    ) -> None:
         super().__init__(num_items, config.max_len, objective, mask_prob)
         self.config = config
         tokens = num_items + (2 if objective == "cloze" else 1)
         self.item_embedding = nn.Embedding(tokens, config.hidden, padding_idx=0)
         self.position_embedding = nn.Embedding(config.max_len, config.hidden)
         self.embed_drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config.hidden, config.num_heads, config.dropout)
-                                    for _ in range(config.num_layers))
+        self.blocks = nn.ModuleList(
+            Block(config.hidden, config.num_heads, config.dropout) for _ in range(config.num_layers)
+        )
         self.final_norm = nn.LayerNorm(config.hidden)
         self.apply(self._init)
 
@@ -96,8 +106,13 @@ class Student(SequenceModel):
         return self.item_embedding.weight
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "num_items": self.num_items, "objective": self.objective,
-                "mask_prob": self.mask_prob, "config": self.config.model_dump()}
+        return {
+            "kind": self.kind,
+            "num_items": self.num_items,
+            "objective": self.objective,
+            "mask_prob": self.mask_prob,
+            "config": self.config.model_dump(),
+        }
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Student:

@@ -93,7 +93,7 @@ class LMTeacher(SequenceModel):
             if self.adaptor is not None:
                 self.adaptor.weight.copy_(torch.eye(hidden))
                 self.item_embedding.weight.zero_()  # the ID part starts at nothing
-                self.text_features[1: num_items + 1].normal_(std=std)  # random init; the LM's replace them
+                self.text_features[1 : num_items + 1].normal_(std=std)  # random init; the LM's replace them
         if config.items == "text":
             self.item_embedding.weight.requires_grad_(False)
 
@@ -119,24 +119,27 @@ class LMTeacher(SequenceModel):
         return self.item_embedding.weight + self.adaptor(self.text_features)
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "num_items": self.num_items, "config": self.config.model_dump(),
-                "bert_config": self.bert_config}
+        return {
+            "kind": self.kind,
+            "num_items": self.num_items,
+            "config": self.config.model_dump(),
+            "bert_config": self.bert_config,
+        }
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> LMTeacher:
         return cls(TeacherConfig(**spec["config"]), spec["num_items"], spec["bert_config"])
 
     @torch.no_grad()
-    def load_language_model(self, lm: Any, text_encodings: torch.Tensor,
-                            mask_token_id: int | None) -> None:
+    def load_language_model(self, lm: Any, text_encodings: torch.Tensor, mask_token_id: int | None) -> None:
         """Copy the LM's layers, positions and embedding norm; items from their text encodings.
         ``lm``: a transformers BERT-family model (its submodules are read by name)."""
         source_layers = _encoder_layers(lm)
-        for mine, theirs in zip(self.layers, source_layers):
+        for mine, theirs in zip(self.layers, source_layers, strict=False):
             mine.load_state_dict(theirs.state_dict())
         embeddings = lm.embeddings
         offset = POSITION_OFFSET.get(self.bert_config["model_type"], 0)
-        lm_positions = embeddings.position_embeddings.weight[offset:offset + self.max_len]
+        lm_positions = embeddings.position_embeddings.weight[offset : offset + self.max_len]
         token_type = getattr(embeddings, "token_type_embeddings", None)
         if token_type is not None:
             lm_positions = lm_positions + token_type.weight[0]
@@ -149,9 +152,9 @@ class LMTeacher(SequenceModel):
         scale = target_norm / centred.norm(dim=1).mean().clamp(min=1e-8)
         scaled = (centred * scale).to(self.item_embedding.weight.dtype)
         if self.adaptor is None:
-            self.item_embedding.weight[1: self.num_items + 1] = scaled
+            self.item_embedding.weight[1 : self.num_items + 1] = scaled
         else:
-            self.text_features[1: self.num_items + 1] = scaled
+            self.text_features[1 : self.num_items + 1] = scaled
             self.text_shift.copy_(shift)
             self.text_scale.fill_(float(scale))
         if self.mask_token is not None and mask_token_id is not None:
@@ -178,6 +181,5 @@ def build_teacher(config: TeacherConfig, item_texts: Sequence[str], cache_dir: P
     if config.objective == "cloze":
         mask_id = AutoTokenizer.from_pretrained(str(folder), local_files_only=True).mask_token_id
     teacher.load_language_model(lm, encodings, mask_id)
-    log.info("teacher from %s: %d layers, hidden %d", folder, len(teacher.layers),
-             teacher.bert_config["hidden_size"])
+    log.info("teacher from %s: %d layers, hidden %d", folder, len(teacher.layers), teacher.bert_config["hidden_size"])
     return teacher

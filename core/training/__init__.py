@@ -4,5 +4,13 @@ from core.training.data import BatchSource, causal_windows, cloze_windows, train
 from core.training.history import EpochRecord, History
 from core.training.trainer import fit, seed_everything
 
-__all__ = ["BatchSource", "EpochRecord", "History", "causal_windows", "cloze_windows", "fit",
-           "seed_everything", "training_batches"]
+__all__ = [
+    "BatchSource",
+    "EpochRecord",
+    "History",
+    "causal_windows",
+    "cloze_windows",
+    "fit",
+    "seed_everything",
+    "training_batches",
+]

@@ -38,14 +38,15 @@ def _chunks(seq: list[int], size: int, mode: WindowMode) -> Iterator[list[int]]:
     end = len(seq)
     step = size - 1 if size > 1 else 1
     while end >= 2:
-        yield seq[max(0, end - size):end]
+        yield seq[max(0, end - size) : end]
         if mode == "last":
             return
         end -= step
 
 
-def causal_windows(sequences: Iterable[list[int]], max_len: int,
-                   mode: WindowMode = "last") -> tuple[np.ndarray, np.ndarray]:
+def causal_windows(
+    sequences: Iterable[list[int]], max_len: int, mode: WindowMode = "last"
+) -> tuple[np.ndarray, np.ndarray]:
     """``inputs`` and ``targets``, both ``[N, max_len]`` left-padded int64."""
     inputs, targets = [], []
     for seq in sequences:
@@ -53,8 +54,8 @@ def causal_windows(sequences: Iterable[list[int]], max_len: int,
             row_in = np.zeros(max_len, dtype=np.int64)
             row_out = np.zeros(max_len, dtype=np.int64)
             n = len(window) - 1
-            row_in[max_len - n:] = window[:-1]
-            row_out[max_len - n:] = window[1:]
+            row_in[max_len - n :] = window[:-1]
+            row_out[max_len - n :] = window[1:]
             inputs.append(row_in)
             targets.append(row_out)
     if not inputs:
@@ -69,7 +70,7 @@ def cloze_windows(sequences: Iterable[list[int]], max_len: int, mode: WindowMode
     for seq in sequences:
         for window in _chunks(list(seq), max_len, mode):
             row = np.zeros(max_len, dtype=np.int64)
-            row[max_len - len(window):] = window
+            row[max_len - len(window) :] = window
             rows.append(row)
     return np.stack(rows) if rows else np.zeros((0, max_len), dtype=np.int64)
 
@@ -84,8 +85,14 @@ class BatchSource:
     """Shuffled mini-batches of fixed windows; each batch is trimmed to its longest row (see
     the module docstring for ``by_length``)."""
 
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray | None, batch_size: int, seed: int,
-                 teacher: TeacherSource | None = None) -> None:
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        targets: np.ndarray | None,
+        batch_size: int,
+        seed: int,
+        teacher: TeacherSource | None = None,
+    ) -> None:
         self.inputs = torch.as_tensor(inputs, dtype=torch.long)
         self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.long)
         self.batch_size = batch_size
@@ -109,10 +116,10 @@ class BatchSource:
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.inputs))
         if not by_length:
-            return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+            return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
         lengths, chunk, batches = self.lengths.numpy(), self.batch_size * BUCKET_BATCHES, []
         for start in range(0, len(order), chunk):
-            rows = order[start:start + chunk]
+            rows = order[start : start + chunk]
             batches += [rows[within] for within in length_chunks(lengths[rows], self.batch_size)]
         return [batches[i] for i in rng.permutation(len(batches))]
 
@@ -130,8 +137,14 @@ class BatchSource:
             yield TrainBatch(inputs, targets, teacher, weight)
 
 
-def training_batches(model: SequenceModel, sequences: Iterable[list[int]], batch_size: int, seed: int,
-                     mode: WindowMode = "last", teacher: TeacherSource | None = None) -> BatchSource:
+def training_batches(
+    model: SequenceModel,
+    sequences: Iterable[list[int]],
+    batch_size: int,
+    seed: int,
+    mode: WindowMode = "last",
+    teacher: TeacherSource | None = None,
+) -> BatchSource:
     """The batches a model's own objective trains on (causal targets or cloze windows)."""
     if model.objective == "cloze":
         return BatchSource(cloze_windows(sequences, model.max_len, mode), None, batch_size, seed, teacher)

@@ -45,8 +45,9 @@ def text_rows(encodings: torch.Tensor, target_norm: float | torch.Tensor) -> tor
 
 
 @torch.no_grad()
-def extend_teacher(trained: LMTeacher, item_texts: Sequence[str], text_cache: Path | None,
-                   config: TeacherConfig | None = None) -> LMTeacher:
+def extend_teacher(
+    trained: LMTeacher, item_texts: Sequence[str], text_cache: Path | None, config: TeacherConfig | None = None
+) -> LMTeacher:
     """A copy of ``trained`` over ``len(item_texts)`` items (item i has ``item_texts[i - 1]``).
 
     Items ``1..trained.num_items`` keep their learned rows; later ones start from their text.
@@ -74,12 +75,12 @@ def extend_teacher(trained: LMTeacher, item_texts: Sequence[str], text_cache: Pa
             raise ValueError(f"{len(encodings)} text encodings for {new} items")
         if teacher.adaptor is None:
             table = teacher.item_embedding.weight
-            rows = text_rows(encodings.to(table.dtype), trained.item_embedding.weight[1: old + 1].norm(dim=1).mean())
-            table[old + 1: new + 1] = rows[old:]
+            rows = text_rows(encodings.to(table.dtype), trained.item_embedding.weight[1 : old + 1].norm(dim=1).mean())
+            table[old + 1 : new + 1] = rows[old:]
         else:  # as the trained items were read: same shift and scale; the ID rows stay zero
             features = (encodings[old:] - teacher.text_shift) * teacher.text_scale
-            teacher.text_features[old + 1: new + 1] = features.to(teacher.text_features.dtype)
-            teacher.item_embedding.weight[old + 1: new + 1] = 0.0
+            teacher.text_features[old + 1 : new + 1] = features.to(teacher.text_features.dtype)
+            teacher.item_embedding.weight[old + 1 : new + 1] = 0.0
     log.info("teacher warm-started over %d items (%d new, started from their text)", new, new - old)
     return teacher.train(trained.training)
 
@@ -110,15 +111,19 @@ def in_architecture_of(trained: LMTeacher, config: TeacherConfig) -> TeacherConf
     return config.model_copy(update={name: getattr(trained.config, name) for name in ARCHITECTURE})
 
 
-def refit_start(trained: SequenceModel | None, config: TeacherConfig, item_texts: Sequence[str],
-                text_cache: Path | None) -> tuple[LMTeacher, str]:
+def refit_start(
+    trained: SequenceModel | None, config: TeacherConfig, item_texts: Sequence[str], text_cache: Path | None
+) -> tuple[LMTeacher, str]:
     """The teacher a refit starts from and how: warm from a trained LM teacher, in its own
     architecture; from the LM when there is none."""
     if isinstance(trained, LMTeacher):
         reason = compatible(trained, config)
         if reason is not None:
-            log.info("the refit continues the trained teacher in its own architecture (%s); `kdrec train "
-                     "teacher` trains one as the settings say", reason)
+            log.info(
+                "the refit continues the trained teacher in its own architecture (%s); `kdrec train "
+                "teacher` trains one as the settings say",
+                reason,
+            )
         return extend_teacher(trained, item_texts, text_cache, in_architecture_of(trained, config)), "warm"
     if trained is not None:
         log.warning("cold start: %s cannot be refitted as a teacher", compatible(trained, config))
@@ -126,14 +131,19 @@ def refit_start(trained: SequenceModel | None, config: TeacherConfig, item_texts
     return build_teacher(config, item_texts, text_cache), "cold (no trained teacher)"
 
 
-def refit_teacher(teacher: SequenceModel, folds: LeaveOneOut, train: TrainConfig, windows: WindowMode = "all",
-                  valid_users: int | None = None, progress: bool = True) -> TrainResult:
+def refit_teacher(
+    teacher: SequenceModel,
+    folds: LeaveOneOut,
+    train: TrainConfig,
+    windows: WindowMode = "all",
+    valid_users: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Continue training ``teacher`` (in place) on the training sequences, as ``train_teacher`` does."""
     if teacher.num_items != folds.num_items:
         raise ValueError(f"the teacher knows {teacher.num_items} items, the data has {folds.num_items}")
     started = time.perf_counter()
     seed_everything(train.seed)
     batches = training_batches(teacher, folds.train.values(), train.batch_size, train.seed, windows)
-    history = fit(teacher, batches, valid_subset(folds, valid_users), train, desc="teacher refit",
-                  progress=progress)
+    history = fit(teacher, batches, valid_subset(folds, valid_users), train, desc="teacher refit", progress=progress)
     return TrainResult(teacher, history, time.perf_counter() - started)

@@ -16,8 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--hide-scrollbars")
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+)
 PAGES = {"recommend": "", "live": "live", "models": "models"}
 
 
@@ -59,7 +65,8 @@ def wait_css(driver: Any, selector: str, timeout_s: float = 60.0) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(
-        ec.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+        ec.visibility_of_element_located((By.CSS_SELECTOR, selector))
+    )
 
 
 def wait_idle(driver: Any, timeout_s: float = 60.0) -> None:
@@ -90,7 +97,8 @@ def full_page_screenshot(driver: Any, path: Path, width: int = 1400) -> Path:
     """Resize the window to the page's height, then save a PNG."""
     height = driver.execute_script(
         "const m = document.querySelector('[data-testid=\"stMain\"]') || document.body;"
-        "return Math.max(m.scrollHeight, document.body.scrollHeight);")
+        "return Math.max(m.scrollHeight, document.body.scrollHeight);"
+    )
     driver.set_window_size(width, min(max(int(height) + 80, 800), 4000))
     time.sleep(1.5)  # charts re-layout after the resize
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -107,14 +115,16 @@ def click_first(driver: Any, kind: str = "student", timeout_s: float = 60.0) -> 
     wait_idle(driver)
     driver.find_element(By.CSS_SELECTOR, f".st-key-click-{kind}-1 button").click()
     outcome = wait_css(driver, ".st-key-click-outcome", timeout_s)
-    WebDriverWait(driver, timeout_s, 0.2).until(lambda d: "The consumer wrote" in outcome.text
-                                                or "no consumer wrote" in outcome.text)
+    WebDriverWait(driver, timeout_s, 0.2).until(
+        lambda d: "The consumer wrote" in outcome.text or "no consumer wrote" in outcome.text
+    )
     wait_idle(driver)
     return outcome.text
 
 
-def capture_pages(base_url: str, out_dir: Path, user: int | None = None, click: bool = False,
-                  settle_s: float = 4.0) -> list[Path]:
+def capture_pages(
+    base_url: str, out_dir: Path, user: int | None = None, click: bool = False, settle_s: float = 4.0
+) -> list[Path]:
     """A full-page PNG of every page (``click``: after clicking the first student recommendation)."""
     driver = chromium()
     saved = []

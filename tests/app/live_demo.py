@@ -81,14 +81,36 @@ class LiveDemo:
 def start_demo(world: World, tmp: Path, rate: float = 10.0, timeout_s: float = 150.0) -> LiveDemo:
     port, kafka_port, marker = free_port(), free_port(), uuid.uuid4().hex
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{kafka_port}")
-    env = {**os.environ, **world.env(), "KDREC_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers, MARK: marker,
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **world.env(),
+        "KDREC_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        MARK: marker,
+        "PYTHONUNBUFFERED": "1",
+    }
     log_path = tmp / "demo.log"
-    argv = [sys.executable, "-m", "cli.main", "demo", "--port", str(port), "--rate", f"{rate:g}",
-            "--log-dir", str(tmp / "logs")]
+    argv = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "demo",
+        "--port",
+        str(port),
+        "--rate",
+        f"{rate:g}",
+        "--log-dir",
+        str(tmp / "logs"),
+    ]
     with log_path.open("wb") as out:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     demo = LiveDemo(world, process, port, kafka, marker, log_path)
     started = time.monotonic()
     while "kdrec is live at" not in demo.output():

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app import queries
-from stream.net import port_open
-from stream.producer import publish_click
 from store.engine import create_engine_for, make_sessionmaker
 from store.models import Event, Recommendation
 from store.sequences import get_sequence
+from stream.net import port_open
+from stream.producer import publish_click
 from tests.app import browser
 from tests.app.live_demo import ROOT, LiveDemo, processes_with, start_demo
 from tests.app.world import World
@@ -68,8 +68,9 @@ def test_the_demo_serves_the_app_and_clicks_become_recommendations(live: LiveDem
             time.sleep(0.2)
         assert len(answered) == len(clicks), live.output()[-3000:]
         with sessions() as session:
-            stored = set(session.scalars(select(Event.event_id).where(
-                Event.event_id.in_([c.event_id for c in clicks.values()]))))
+            stored = set(
+                session.scalars(select(Event.event_id).where(Event.event_id.in_([c.event_id for c in clicks.values()])))
+            )
         assert stored == {c.event_id for c in clicks.values()}
         for user, click in clicks.items():
             rec = answered[user]
@@ -125,12 +126,21 @@ def test_a_consumer_killed_with_sigkill_is_restarted_and_recommendations_resume(
             time.sleep(0.1)
         elapsed = time.monotonic() - started
         assert found is not None, live.output()[-4000:]
-        log.info("kill -9 of the consumer (pid %d) -> first fresh recommendation (user %d, id %d): %.1f s",
-                 killed, user, found.id, elapsed)
+        log.info(
+            "kill -9 of the consumer (pid %d) -> first fresh recommendation (user %d, id %d): %.1f s",
+            killed,
+            user,
+            found.id,
+            elapsed,
+        )
         assert item not in found.items
         output = live.output()
-        assert re.search(rf"^consumer \(pid {killed}\) was killed by SIGKILL after .* s up; restarting it in 1 s "
-                         r"\(restart 1\); last lines of ", output, re.M), output[-4000:]
+        assert re.search(
+            rf"^consumer \(pid {killed}\) was killed by SIGKILL after .* s up; restarting it in 1 s "
+            r"\(restart 1\); last lines of ",
+            output,
+            re.M,
+        ), output[-4000:]
         assert "consumer: restarted (restart 1), pid" in output and live.child_pid("consumer") != killed
         consumer_log = (live.log_path.parent / "logs" / "consumer.log").read_text()
         before_restart, after_restart = consumer_log.split("restart 1 of consumer by the supervisor ---")

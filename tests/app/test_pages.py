@@ -59,8 +59,12 @@ def test_live_and_models_pages_render(app_env: World) -> None:
     models = run_page("pages/models.py")
     assert not models.exception
     headers = [h.value for h in models.subheader]
-    assert headers == ["Versions", "Teacher vs student quality per version", "Size and latency of the active models",
-                       "Job runs"]
+    assert headers == [
+        "Versions",
+        "Teacher vs student quality per version",
+        "Size and latency of the active models",
+        "Job runs",
+    ]
     versions = models.dataframe[0].value
     assert set(versions["kind"]) == {"teacher", "student"} and set(versions["status"]) == {"active"}
     sizes = models.dataframe[1].value
@@ -74,8 +78,19 @@ def test_live_page_shows_skipped_record_batches(app_env: World) -> None:
     sessions = make_sessionmaker(engine)
     try:
         with sessions.begin() as session:
-            record_skips(session, [Skip("kdrec.events", 2, 40, 59, "record batch kdrec.events:2 offsets 40..59 "
-                                        "could not be decoded after 3 attempts (lz4 missing); skipped")])
+            record_skips(
+                session,
+                [
+                    Skip(
+                        "kdrec.events",
+                        2,
+                        40,
+                        59,
+                        "record batch kdrec.events:2 offsets 40..59 "
+                        "could not be decoded after 3 attempts (lz4 missing); skipped",
+                    )
+                ],
+            )
         live = run_page("pages/live.py")
         assert not live.exception
         assert "Skipped record batches" in [h.value for h in live.subheader]
@@ -109,8 +124,9 @@ def test_an_anonymous_session_grows_with_each_click(app_env: World) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_missing_and_empty_databases_give_a_clear_message(page: str, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_and_empty_databases_give_a_clear_message(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world = empty_world(tmp_path / "empty")
     point_at(monkeypatch, world)
     at = run_page(page)
@@ -126,8 +142,9 @@ def world_without_models(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_no_active_model_gives_a_clear_message(page: str, world_without_models: World,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_active_model_gives_a_clear_message(
+    page: str, world_without_models: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     point_at(monkeypatch, world_without_models)
     at = run_page(page)
     assert not at.exception
@@ -136,7 +153,7 @@ def test_no_active_model_gives_a_clear_message(page: str, world_without_models: 
     elif page == "pages/models.py":
         assert "no model versions yet" in texts(at)
     else:  # the live page does not need a model
-        assert [h.value for h in at.subheader][0] == "Consumer lag"
+        assert next(h.value for h in at.subheader) == "Consumer lag"
 
 
 def test_the_app_swaps_to_a_newly_promoted_student(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,8 @@ from tests.app.live_demo import MARK, processes_with
 STUBBORN = """
 import signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+subprocess.Popen([sys.executable, "-c",
+                      "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
 print("ready", flush=True)
 time.sleep(60)
 """
@@ -73,8 +74,9 @@ sys.exit(3)
 """
 
 
-def _poll_until(supervisor: Supervisor, done: Callable[[list[tuple[float, Event]]], bool],
-                timeout_s: float = 30.0) -> list[tuple[float, Event]]:
+def _poll_until(
+    supervisor: Supervisor, done: Callable[[list[tuple[float, Event]]], bool], timeout_s: float = 30.0
+) -> list[tuple[float, Event]]:
     """``poll`` every 20 ms until ``done(events so far)``; each event with the time it was seen."""
     seen: list[tuple[float, Event]] = []
     deadline = time.monotonic() + timeout_s
@@ -117,7 +119,8 @@ def test_a_dying_child_is_restarted_after_a_growing_backoff_that_resets(tmp_path
         assert f"crashy (pid {first_pid}) exited with status 3" in first
         assert "restarting it in 0.2 s (restart 1)" in first and "run 1" in first
         assert next(event.message for _, event in seen if event.kind == "restarted").startswith(
-            "crashy: restarted (restart 1), pid ")
+            "crashy: restarted (restart 1), pid "
+        )
         assert child.pid != first_pid
     text = child.log_path.read_text()  # appended across restarts: every run's lines survive
     assert [line for line in text.splitlines() if line.startswith("run ")] == [f"run {n}" for n in range(1, 7)]
@@ -174,16 +177,25 @@ FAKE_KDREC = "import sys, time; print('up', *sys.argv[1:2], flush=True); time.sl
 
 
 def test_serve_restarts_crashing_services_and_ends_when_the_app_exits(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = f"serve-{os.getpid()}-{time.monotonic_ns()}"
     monkeypatch.setenv(MARK, marker)
     monkeypatch.setattr(demo_services, "kdrec", lambda *args: [sys.executable, "-c", FAKE_KDREC, *args])
-    monkeypatch.setattr(demo_services, "streamlit_argv",
-                        lambda options: [sys.executable, "-c", FAKE_APP, str(options.port)])
-    config = Settings(database_url=f"sqlite:///{tmp_path / 'kdrec.db'}",
-                      kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"))
-    options = ServeOptions(dataset="tinyflix", port=free_port(), log_dir=tmp_path / "logs", grace_s=2.0,
-                           restart=RestartPolicy(initial_s=0.1, max_s=0.4, stable_s=30.0))
+    monkeypatch.setattr(
+        demo_services, "streamlit_argv", lambda options: [sys.executable, "-c", FAKE_APP, str(options.port)]
+    )
+    config = Settings(
+        database_url=f"sqlite:///{tmp_path / 'kdrec.db'}",
+        kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
+    )
+    options = ServeOptions(
+        dataset="tinyflix",
+        port=free_port(),
+        log_dir=tmp_path / "logs",
+        grace_s=2.0,
+        restart=RestartPolicy(initial_s=0.1, max_s=0.4, stable_s=30.0),
+    )
     lines: list[str] = []
 
     def kill_the_app_once_services_restarted() -> None:
@@ -203,8 +215,12 @@ def test_serve_restarts_crashing_services_and_ends_when_the_app_exits(
     text = "\n".join(lines)
     assert status == 1, text
     for name in ("consumer", "scheduler", "traffic"):
-        assert re.search(rf"^{name} \(pid \d+\) exited with status 2 after \d+\.\d s up; restarting it in 0\.1 s "
-                         r"\(restart 1\); last lines of .*\nup", text, re.M), text
+        assert re.search(
+            rf"^{name} \(pid \d+\) exited with status 2 after \d+\.\d s up; restarting it in 0\.1 s "
+            r"\(restart 1\); last lines of .*\nup",
+            text,
+            re.M,
+        ), text
         assert f"{name}: restarted (restart 2), pid" in text
     assert re.search(r"^app \(pid \d+\) was killed by SIGKILL after .* not restarting it", text, re.M), text
     assert "error: the app stopped" in text and text.endswith("stopped")

@@ -18,12 +18,48 @@ from store.engine import create_engine_for, make_sessionmaker
 from store.load import load_dataset
 from store.migrate import upgrade
 
-FILMS = ["Toy Story", "GoldenEye", "Four Rooms", "Get Shorty", "Copycat", "Twelve Monkeys", "Babe",
-         "Dead Man Walking", "Richard III", "Seven", "The Usual Suspects", "Mighty Aphrodite", "Postino",
-         "Braveheart", "Taxi Driver", "Apollo 13", "Batman Forever", "Belle de jour", "Crumb", "Desperado",
-         "Doom Generation", "Mad Love", "Clueless", "Heat", "Sabrina", "Casino", "Sense and Sensibility",
-         "Cyclo", "Jumanji", "Nixon", "Othello", "Persuasion", "Powder", "Rumble in the Bronx", "Waiting to Exhale",
-         "Dangerous Minds", "Twister", "Fargo", "Star Wars", "Alien"]
+FILMS = [
+    "Toy Story",
+    "GoldenEye",
+    "Four Rooms",
+    "Get Shorty",
+    "Copycat",
+    "Twelve Monkeys",
+    "Babe",
+    "Dead Man Walking",
+    "Richard III",
+    "Seven",
+    "The Usual Suspects",
+    "Mighty Aphrodite",
+    "Postino",
+    "Braveheart",
+    "Taxi Driver",
+    "Apollo 13",
+    "Batman Forever",
+    "Belle de jour",
+    "Crumb",
+    "Desperado",
+    "Doom Generation",
+    "Mad Love",
+    "Clueless",
+    "Heat",
+    "Sabrina",
+    "Casino",
+    "Sense and Sensibility",
+    "Cyclo",
+    "Jumanji",
+    "Nixon",
+    "Othello",
+    "Persuasion",
+    "Powder",
+    "Rumble in the Bronx",
+    "Waiting to Exhale",
+    "Dangerous Minds",
+    "Twister",
+    "Fargo",
+    "Star Wars",
+    "Alien",
+]
 GENRES = ["Drama", "Comedy", "Thriller", "Animation", "Action"]
 USERS = 30
 NAME = "tinyflix"
@@ -38,13 +74,21 @@ class World:
 
     def env(self) -> dict[str, str]:
         """The KDREC_ variables that point a process at this world."""
-        return {"KDREC_DATABASE_URL": self.database_url, "KDREC_ARTIFACT_DIR": str(self.artifact_dir),
-                "KDREC_DATASET": str(self.dataset_dir), "KDREC_DATA_DIRS": f'["{self.root}"]',
-                "KDREC_DOWNLOAD_DIR": str(self.root / "downloads")}
+        return {
+            "KDREC_DATABASE_URL": self.database_url,
+            "KDREC_ARTIFACT_DIR": str(self.artifact_dir),
+            "KDREC_DATASET": str(self.dataset_dir),
+            "KDREC_DATA_DIRS": f'["{self.root}"]',
+            "KDREC_DOWNLOAD_DIR": str(self.root / "downloads"),
+        }
 
     def settings(self) -> Settings:
-        return Settings(database_url=self.database_url, artifact_dir=self.artifact_dir, dataset=str(self.dataset_dir),
-                        data_dirs=(self.root,))
+        return Settings(
+            database_url=self.database_url,
+            artifact_dir=self.artifact_dir,
+            dataset=str(self.dataset_dir),
+            data_dirs=(self.root,),
+        )
 
 
 def write_dataset(folder: Path, seed: int = 0) -> Path:
@@ -64,11 +108,14 @@ def write_dataset(folder: Path, seed: int = 0) -> Path:
 
 def tiny_profile() -> QuickProfile:
     train = TrainConfig(epochs=1, batch_size=16, warmup_steps=2, device="cpu", patience=1)
-    return QuickProfile(teacher=TeacherConfig(num_layers=1, max_len=12, dropout=0.1),
-                        teacher_train=train,
-                        student=StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=12),
-                        student_train=train.model_copy(update={"epochs": 2}),
-                        distill=DistillConfig(top_k=10), valid_users=None)
+    return QuickProfile(
+        teacher=TeacherConfig(num_layers=1, max_len=12, dropout=0.1),
+        teacher_train=train,
+        student=StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=12),
+        student_train=train.model_copy(update={"epochs": 2}),
+        distill=DistillConfig(top_k=10),
+        valid_users=None,
+    )
 
 
 def empty_world(root: Path) -> World:

@@ -27,9 +27,15 @@ def env(tmp_path: Path) -> dict[str, str]:
             writer.writerow([i, 1000 + i, f"Film number {i}", 1950 + i, GENRES[i % len(GENRES)]])
     lines = [" ".join(map(str, [user, *seq])) for user, seq in tiny_sequences(30).items()]
     (folder / "sequences.txt").write_text("\n".join(lines) + "\n")
-    return {"KDREC_DATABASE_URL": f"sqlite:///{tmp_path / 'kdrec.db'}", "KDREC_ARTIFACT_DIR": str(tmp_path / "art"),
-            "KDREC_DATASET": str(folder), "KDREC_STUDENT__MAX_LEN": "12", "KDREC_STUDENT__HIDDEN": "16",
-            "KDREC_TRAIN__DEVICE": "cpu", "KDREC_TRAIN__BATCH_SIZE": "8"}
+    return {
+        "KDREC_DATABASE_URL": f"sqlite:///{tmp_path / 'kdrec.db'}",
+        "KDREC_ARTIFACT_DIR": str(tmp_path / "art"),
+        "KDREC_DATASET": str(folder),
+        "KDREC_STUDENT__MAX_LEN": "12",
+        "KDREC_STUDENT__HIDDEN": "16",
+        "KDREC_TRAIN__DEVICE": "cpu",
+        "KDREC_TRAIN__BATCH_SIZE": "8",
+    }
 
 
 def test_train_teacher_then_distil_student_then_evaluate(env: dict[str, str]) -> None:
@@ -49,8 +55,9 @@ def test_train_teacher_then_distil_student_then_evaluate(env: dict[str, str]) ->
         assert (Path(student.artifact_path) / "model.safetensors").is_file()
     engine.dispose()
 
-    result = runner.invoke(app, ["evaluate", "--model", "student", "--output", env["KDREC_ARTIFACT_DIR"] + "/e.json"],
-                           env=env)
+    result = runner.invoke(
+        app, ["evaluate", "--model", "student", "--output", env["KDREC_ARTIFACT_DIR"] + "/e.json"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert "student v2" in result.output
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from core.data.catalog import DatasetNotFound, load_dataset as open_dataset
+from core.data.catalog import DatasetNotFound
+from core.data.catalog import load_dataset as open_dataset
 from core.data.dataset import Dataset
 from core.settings import (
     DistillConfig,
@@ -43,8 +44,11 @@ def ml100k_slice() -> Dataset:
     counts = Counter(item for user in users for item in data.sequences[user][-RECENT:])
     sequences, stamps = {}, {}
     for user in users:
-        pairs = [(i, t) for i, t in zip(data.sequences[user][-RECENT:], data.timestamps[user][-RECENT:])
-                 if counts[i] >= MIN_COUNT]
+        pairs = [
+            (i, t)
+            for i, t in zip(data.sequences[user][-RECENT:], data.timestamps[user][-RECENT:], strict=False)
+            if counts[i] >= MIN_COUNT
+        ]
         sequences[user] = [i for i, _ in pairs]
         stamps[user] = [t for _, t in pairs]
     return Dataset.reindexed("ml-100k-slice", data.items, sequences, stamps)
@@ -57,15 +61,26 @@ def text_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_settings(database_url: str, artifact_dir: Path, **jobs: Any) -> Settings:
     """Settings for a refit in seconds; ``jobs`` overrides JobsConfig fields."""
-    base: dict[str, Any] = {"teacher_epochs": 1, "teacher_max_minutes": None, "teacher_lr": 3e-3,
-                            "student_epochs": 20, "student_max_minutes": None, "valid_users": None,
-                            "keep_versions": 2, "lock_ttl_seconds": 30}
-    return Settings(database_url=database_url, artifact_dir=artifact_dir,
-                    teacher=TeacherConfig(num_layers=1, max_len=16),
-                    student=StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=20),
-                    train=TrainConfig(batch_size=32, lr=1e-2, warmup_steps=5, device="cpu"),
-                    student_train=TrainConfig(batch_size=32, lr=1e-2, warmup_steps=5, device="cpu"),
-                    distill=DistillConfig(top_k=20), jobs=JobsConfig(**{**base, **jobs}))
+    base: dict[str, Any] = {
+        "teacher_epochs": 1,
+        "teacher_max_minutes": None,
+        "teacher_lr": 3e-3,
+        "student_epochs": 20,
+        "student_max_minutes": None,
+        "valid_users": None,
+        "keep_versions": 2,
+        "lock_ttl_seconds": 30,
+    }
+    return Settings(
+        database_url=database_url,
+        artifact_dir=artifact_dir,
+        teacher=TeacherConfig(num_layers=1, max_len=16),
+        student=StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=20),
+        train=TrainConfig(batch_size=32, lr=1e-2, warmup_steps=5, device="cpu"),
+        student_train=TrainConfig(batch_size=32, lr=1e-2, warmup_steps=5, device="cpu"),
+        distill=DistillConfig(top_k=20),
+        jobs=JobsConfig(**{**base, **jobs}),
+    )
 
 
 @pytest.fixture

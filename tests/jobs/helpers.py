@@ -24,8 +24,9 @@ def refit(settings: Settings, engine: Engine, text_cache: Path, on_stage: StageH
 class LiveClicks(threading.Thread):
     """Clicks of ``users`` on ``items`` at about ``rate`` per second, ``ts`` = now, until ``stop()``."""
 
-    def __init__(self, kafka: KafkaSettings, users: list[int], items: Iterable[int], rate: float = 40.0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, users: list[int], items: Iterable[int], rate: float = 40.0, seed: int = 0
+    ) -> None:
         super().__init__(name="live-clicks", daemon=True)
         self.kafka, self.users, self.items, self.rate = kafka, users, list(items), rate
         self.rng = random.Random(seed)
@@ -44,8 +45,12 @@ class LiveClicks(threading.Thread):
             for number in itertools.count():
                 if self._stop_flag.is_set():
                     break
-                event = ClickEvent(event_id=f"live-{number}", user_id=self.rng.choice(self.users),
-                                   item_id=self.rng.choice(self.items), ts=time.time_ns() // 1_000_000)
+                event = ClickEvent(
+                    event_id=f"live-{number}",
+                    user_id=self.rng.choice(self.users),
+                    item_id=self.rng.choice(self.items),
+                    ts=time.time_ns() // 1_000_000,
+                )
                 producer.send(event)
                 self.sent.append(event.event_id)
                 time.sleep(1.0 / self.rate)

@@ -33,8 +33,17 @@ def _invoke(*args: str, url: str) -> Any:
 def test_every_command_has_help() -> None:
     top = runner.invoke(app, ["--help"])
     assert top.exit_code == 0 and all(name in top.output for name in ("scheduler", "jobs", "models"))
-    for command in (["scheduler"], ["jobs", "run-now"], ["jobs", "runs"], ["jobs", "show"], ["jobs", "lease"],
-                    ["models", "list"], ["models", "promote"], ["models", "rollback"], ["models", "reject"]):
+    for command in (
+        ["scheduler"],
+        ["jobs", "run-now"],
+        ["jobs", "runs"],
+        ["jobs", "show"],
+        ["jobs", "lease"],
+        ["models", "list"],
+        ["models", "promote"],
+        ["models", "rollback"],
+        ["models", "reject"],
+    ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output, command
 
@@ -46,14 +55,24 @@ def test_models_list_promote_rollback_reject(engine: Engine, database_url: str, 
         torch.manual_seed(seed)
         model = Student(StudentConfig(hidden=8, num_layers=1, num_heads=1, max_len=4), num_items=12)
         with sessions.begin() as session:
-            ids.append(publish(session, model, new_artifact_folder(tmp_path, "student", f"s{seed}"),
-                               metrics={"holdout": {"NDCG@10": 0.1 * seed}}, config={}, serve=ServeConfig()).id)
+            ids.append(
+                publish(
+                    session,
+                    model,
+                    new_artifact_folder(tmp_path, "student", f"s{seed}"),
+                    metrics={"holdout": {"NDCG@10": 0.1 * seed}},
+                    config={},
+                    serve=ServeConfig(),
+                ).id
+            )
     first, second = ids
     assert "is active" in _invoke("models", "promote", str(first), url=database_url).output
     promoted = _invoke("models", "promote", str(second), url=database_url)
     assert promoted.exit_code == 0 and f"student v{second} is active (replaced v{first})" in promoted.output
     listing = _invoke("models", "list", url=database_url).output
-    assert f"{second:>4} student  active" in listing and "0.2000" in listing and f"replaced by version {second}" in listing
+    assert (
+        f"{second:>4} student  active" in listing and "0.2000" in listing and f"replaced by version {second}" in listing
+    )
     back = _invoke("models", "rollback", "--kind", "student", url=database_url)
     assert back.exit_code == 0 and f"student v{first} is active again (v{second} retired)" in back.output
     rejected = _invoke("models", "reject", str(second), "--reason", "bad clicks", url=database_url)
@@ -71,8 +90,13 @@ def _env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KDREC_")}
     for key, value in settings.model_dump(exclude_none=True, mode="json").items():
         if isinstance(value, dict):
-            env.update({f"KDREC_{key.upper()}__{k.upper()}": str(v) for k, v in value.items()
-                        if not isinstance(v, (dict, list))})
+            env.update(
+                {
+                    f"KDREC_{key.upper()}__{k.upper()}": str(v)
+                    for k, v in value.items()
+                    if not isinstance(v, (dict, list))
+                }
+            )
         elif not isinstance(value, list):
             env[f"KDREC_{key.upper()}"] = str(value)
     return env
@@ -81,7 +105,8 @@ def _env(settings: Settings) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 def test_run_now_skips_while_another_process_holds_the_lease_then_runs(
-        store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path) -> None:
+    store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path
+) -> None:
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
     (artifacts / "text-encodings").symlink_to(text_cache, target_is_directory=True)
@@ -89,8 +114,14 @@ def test_run_now_skips_while_another_process_holds_the_lease_then_runs(
     sessions = make_sessionmaker(store_engine)
     with sessions.begin() as session:  # this test process is "another machine" running the pipeline
         assert lease.try_acquire(session, "refit", "elsewhere:1:busy", ttl_seconds=300)
-    other = subprocess.run([sys.executable, "-m", "cli.main", "jobs", "run-now", "--threads", "1"], cwd=REPO,
-                           env=_env(settings), capture_output=True, text=True, timeout=300)
+    other = subprocess.run(
+        [sys.executable, "-m", "cli.main", "jobs", "run-now", "--threads", "1"],
+        cwd=REPO,
+        env=_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert other.returncode == 3, other.stdout + other.stderr
     assert "skipped" in other.stdout and "held by elsewhere:1:busy" in other.stdout
     assert "lease 'refit' held by elsewhere:1:busy" in _invoke("jobs", "lease", url=database_url).output

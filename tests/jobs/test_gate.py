@@ -18,15 +18,19 @@ def test_first_candidate_is_promoted() -> None:
     assert decision.promote and "first candidate" in decision.reason
 
 
-@pytest.mark.parametrize(("candidate", "active", "promote"), [
-    (0.100, 0.100, True),   # equal
-    (0.120, 0.100, True),   # better
-    (0.096, 0.100, True),   # worse, within the tolerance
-    (0.095, 0.100, True),   # exactly at the tolerance
-    (0.094, 0.100, False),  # worse by more than the tolerance
-])
+@pytest.mark.parametrize(
+    ("candidate", "active", "promote"),
+    [
+        (0.100, 0.100, True),  # equal
+        (0.120, 0.100, True),  # better
+        (0.096, 0.100, True),  # worse, within the tolerance
+        (0.095, 0.100, True),  # exactly at the tolerance
+        (0.094, 0.100, False),  # worse by more than the tolerance
+    ],
+)
 def test_candidate_must_not_be_worse_than_active_by_more_than_the_tolerance(
-        candidate: float, active: float, promote: bool) -> None:
+    candidate: float, active: float, promote: bool
+) -> None:
     decision = decide({"NDCG@10": candidate}, {"NDCG@10": active}, tolerance=0.005 + 1e-12)
     assert decision.promote is promote
     assert f"{candidate:.4f}" in decision.reason and f"{active:.4f}" in decision.reason

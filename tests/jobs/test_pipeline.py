@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from core.data.dataset import Dataset, Item
-from core.settings import KafkaSettings
 from core.models.artifacts import load_model
+from core.settings import KafkaSettings
 from jobs.pipeline import RefitPipeline
 from store import job_runs, lease, registry
 from store.engine import create_engine_for, make_sessionmaker
@@ -29,8 +29,13 @@ NEW_ITEMS = 3
 
 @pytest.mark.kafka
 def test_refits_promote_and_the_stream_consumer_swaps_versions_without_losing_events(
-        store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path, ml100k_slice: Dataset,
-        kafka: KafkaSettings) -> None:
+    store_engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    text_cache: Path,
+    ml100k_slice: Dataset,
+    kafka: KafkaSettings,
+) -> None:
     settings = tiny_settings(database_url, tmp_path / "artifacts", tolerance=1.0, keep_versions=1)
     sessions = make_sessionmaker(store_engine)
     first = refit(settings, store_engine, text_cache)
@@ -54,8 +59,9 @@ def test_refits_promote_and_the_stream_consumer_swaps_versions_without_losing_ev
         finally:
             clicks.stop()
         assert clicks.error is None
-        wait_until(lambda: event_count(sessions) == ml100k_slice.num_interactions + len(clicks.sent), 60,
-                   "every click in SQL")
+        wait_until(
+            lambda: event_count(sessions) == ml100k_slice.num_interactions + len(clicks.sent), 60, "every click in SQL"
+        )
     assert (second.status, second.decision) == ("succeeded", "promoted"), second.reason
     assert second.versions["active_student"] == v1
 
@@ -78,8 +84,9 @@ def test_refits_promote_and_the_stream_consumer_swaps_versions_without_losing_ev
     assert not Path(old_student.artifact_path).exists() and Path(teacher.artifact_path).exists()
 
 
-def test_two_pipelines_started_together_run_once(store_engine: Engine, database_url: str, tmp_path: Path,
-                                                 text_cache: Path) -> None:
+def test_two_pipelines_started_together_run_once(
+    store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path
+) -> None:
     settings = tiny_settings(database_url, tmp_path / "artifacts")
     engines = [create_engine_for(database_url) for _ in range(2)]  # as two processes would
     barrier = threading.Barrier(2)
@@ -111,7 +118,8 @@ def test_two_pipelines_started_together_run_once(store_engine: Engine, database_
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 def test_under_the_scheduler_a_failed_run_changes_nothing_and_a_degraded_candidate_is_rejected(
-        store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path) -> None:
+    store_engine: Engine, database_url: str, tmp_path: Path, text_cache: Path
+) -> None:
     """Run 1 takes over a dead run's expired lease and promotes; run 2 fails mid-way (injected); run 3,
     at the next interval, distils for zero steps and is rejected by the gate."""
     from apscheduler.schedulers.background import BackgroundScheduler

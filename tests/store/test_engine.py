@@ -31,9 +31,8 @@ def test_sqlite_pragmas_and_write_lock_taken_at_begin(tmp_path: Path) -> None:
             connection.commit()
         writer = make_sessionmaker(engine)()
         writer.execute(text("SELECT count(*) FROM t"))  # only a read, yet the write lock is held
-        with pytest.raises(OperationalError, match="locked"):
-            with make_sessionmaker(impatient).begin() as other:
-                other.execute(text("SELECT 1"))
+        with pytest.raises(OperationalError, match="locked"), make_sessionmaker(impatient).begin() as other:
+            other.execute(text("SELECT 1"))
         # Readers begin DEFERRED and see the last committed state while the writer holds the lock.
         writer.execute(text("INSERT INTO t VALUES (1)"))
         with make_sessionmaker(impatient, read_only=True)() as reader:
@@ -55,8 +54,12 @@ def test_json_columns_round_trip_numpy_values_and_read_older_text(sessions, engi
     from store.models import ModelVersion
 
     with sessions.begin() as session:
-        version = ModelVersion(kind="student", artifact_path="a", config={"layers": np.int64(2), 7: "seven"},
-                               metrics={"ndcg@10": np.float64(0.1875), "curve": np.array([0.5, 0.25])})
+        version = ModelVersion(
+            kind="student",
+            artifact_path="a",
+            config={"layers": np.int64(2), 7: "seven"},
+            metrics={"ndcg@10": np.float64(0.1875), "curve": np.array([0.5, 0.25])},
+        )
         session.add(version)
     with sessions() as session:
         stored = session.get(ModelVersion, version.id)
@@ -64,8 +67,10 @@ def test_json_columns_round_trip_numpy_values_and_read_older_text(sessions, engi
         assert stored.metrics == {"ndcg@10": 0.1875, "curve": [0.5, 0.25]}
     if engine.dialect.name == "sqlite":
         with engine.begin() as connection:
-            connection.execute(text("UPDATE model_versions SET metrics = :m WHERE id = :i"),
-                               {"m": '{"ndcg@10": NaN, "hr@10": 0.5}', "i": version.id})
+            connection.execute(
+                text("UPDATE model_versions SET metrics = :m WHERE id = :i"),
+                {"m": '{"ndcg@10": NaN, "hr@10": 0.5}', "i": version.id},
+            )
         with sessions() as session:
             metrics = session.get(ModelVersion, version.id).metrics
             assert metrics["hr@10"] == 0.5 and metrics["ndcg@10"] != metrics["ndcg@10"]  # NaN

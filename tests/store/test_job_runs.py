@@ -18,10 +18,16 @@ def test_a_run_is_recorded_from_start_to_decision(sessions: sessionmaker[Session
         stored = job_runs.get_run(session, run.id)
         assert (stored.status, stored.stage, stored.finished_at) == ("running", "teacher", None)
     with sessions.begin() as session:
-        job_runs.finish(session, run.id, status="succeeded", decision="rejected",
-                        reason="candidate NDCG@10 below active", metrics={"candidate": {"NDCG@10": 0.01},
-                                                                           "active": {"NDCG@10": 0.2}},
-                        details={"seconds": {"teacher": 1.5}}, candidate_student_id=student.id)
+        job_runs.finish(
+            session,
+            run.id,
+            status="succeeded",
+            decision="rejected",
+            reason="candidate NDCG@10 below active",
+            metrics={"candidate": {"NDCG@10": 0.01}, "active": {"NDCG@10": 0.2}},
+            details={"seconds": {"teacher": 1.5}},
+            candidate_student_id=student.id,
+        )
     with sessions() as session:
         done = job_runs.get_run(session, run.id)
         assert (done.status, done.decision, done.candidate_student_id) == ("succeeded", "rejected", student.id)
@@ -55,6 +61,5 @@ def test_skipped_and_abandoned_runs(sessions: sessionmaker[Session]) -> None:
 def test_the_schema_rejects_unknown_statuses(sessions: sessionmaker[Session]) -> None:
     from store.models import JobRun
 
-    with pytest.raises(IntegrityError):
-        with sessions.begin() as session:
-            session.add(JobRun(job="refit", holder="h", status="paused", metrics={}, details={}))
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(JobRun(job="refit", holder="h", status="paused", metrics={}, details={}))

@@ -22,8 +22,10 @@ LIMIT = 10
 
 def synthetic(users: int = 25, items: int = 30, seed: int = 3) -> Dataset:
     rng = random.Random(seed)
-    catalogue = {i: Item(i, f"Film {i}", 1990 + i % 20, ("Drama", "Comedy")[: 1 + i % 2], str(100 + i))
-                 for i in range(1, items + 1)}
+    catalogue = {
+        i: Item(i, f"Film {i}", 1990 + i % 20, ("Drama", "Comedy")[: 1 + i % 2], str(100 + i))
+        for i in range(1, items + 1)
+    }
     sequences, stamps = {}, {}
     for user in range(1, users + 1):
         length = rng.randint(3, 3 * LIMIT)
@@ -36,8 +38,7 @@ def synthetic(users: int = 25, items: int = 30, seed: int = 3) -> Dataset:
 def test_load_is_complete_bounded_and_idempotent(sessions: sessionmaker[Session]) -> None:
     data = synthetic()
     first = load_dataset(sessions, data, sequence_length=LIMIT, chunk_size=37, progress=False)
-    assert (first.inserted, first.duplicates, first.events) == (data.num_interactions, 0,
-                                                                data.num_interactions)
+    assert (first.inserted, first.duplicates, first.events) == (data.num_interactions, 0, data.num_interactions)
     with sessions() as session:
         before = table_counts(session)
         assert before["items"] == 30 and before["users"] == 25
@@ -67,16 +68,18 @@ def test_stream_events_after_a_load_extend_the_loaded_sequences(sessions: sessio
     newest = data.timestamps[2][-1] * 1000
     with sessions.begin() as session:
         result = append_events(session, [NewEvent("live-1", 2, 7, newest + 5)], sequence_length=LIMIT)
-    assert result.sequences[2] == [*data.sequences[2][-(LIMIT - 1):], 7]
+    assert result.sequences[2] == [*data.sequences[2][-(LIMIT - 1) :], 7]
 
 
-def test_cli_upgrade_load_stats(database_url: str, monkeypatch: pytest.MonkeyPatch,
-                                fixtures_dir: Path) -> None:
+def test_cli_upgrade_load_stats(database_url: str, monkeypatch: pytest.MonkeyPatch, fixtures_dir: Path) -> None:
     monkeypatch.setenv("KDREC_DATABASE_URL", database_url)
     monkeypatch.setenv("KDREC_DATA_DIRS", f'["{fixtures_dir}"]')
     runner = CliRunner()
-    for args in (["upgrade"], ["load", "--dataset", "tiny-sas"],
-                 ["load", "--dataset", "tiny-sas", "--chunk-size", "5"]):
+    for args in (
+        ["upgrade"],
+        ["load", "--dataset", "tiny-sas"],
+        ["load", "--dataset", "tiny-sas", "--chunk-size", "5"],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
     assert "12 events (0 new, 12 already stored)" in result.output
@@ -90,8 +93,10 @@ def test_cli_upgrade_load_stats(database_url: str, monkeypatch: pytest.MonkeyPat
 def test_items_keep_their_text_fields_through_the_store(sessions: sessionmaker[Session]) -> None:
     data = synthetic(users=5, items=4)
     fields = {1: (("brand", "Brio"), ("category", "Toys & Games")), 2: (("brand", ""),)}
-    items = {i: Item(i, item.title, item.year, item.genres, item.source_id, fields.get(i, ()))
-             for i, item in data.items.items()}
+    items = {
+        i: Item(i, item.title, item.year, item.genres, item.source_id, fields.get(i, ()))
+        for i, item in data.items.items()
+    }
     data = Dataset(data.name, items, data.sequences, data.timestamps)
     load_dataset(sessions, data, sequence_length=LIMIT, progress=False)
     with sessions() as session:

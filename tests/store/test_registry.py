@@ -14,8 +14,7 @@ def test_promote_retires_previous_and_rollback_restores_it(sessions: sessionmake
     with sessions.begin() as session:
         assert registry.get_active(session, "student") is None
         teacher = registry.register(session, "teacher", "artifacts/t1", config={"layers": 2})
-        s1 = registry.register(session, "student", "artifacts/s1", metrics={"ndcg@10": 0.1},
-                               parent_id=teacher.id)
+        s1 = registry.register(session, "student", "artifacts/s1", metrics={"ndcg@10": 0.1}, parent_id=teacher.id)
         s2 = registry.register(session, "student", "artifacts/s2", parent_id=teacher.id)
         assert (s1.status, s1.parent_id, s1.config) == ("candidate", teacher.id, {})
     with sessions.begin() as session:
@@ -66,6 +65,5 @@ def test_database_allows_one_active_version_per_kind(sessions: sessionmaker[Sess
     with sessions.begin() as session:
         first = registry.register(session, "teacher", "a/1")
         registry.promote(session, first.id)
-    with pytest.raises(IntegrityError):
-        with sessions.begin() as session:
-            session.add(ModelVersion(kind="teacher", artifact_path="a/2", status="active"))
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(ModelVersion(kind="teacher", artifact_path="a/2", status="active"))

@@ -20,8 +20,15 @@ def _student(seed: int) -> Student:
 
 def _publish(sessions, tmp_path, seed: int, promote: bool) -> int:
     with sessions.begin() as session:
-        version = publish(session, _student(seed), new_artifact_folder(tmp_path, "student", f"s{seed}"),
-                          metrics={"NDCG@10": 0.1}, config={"seed": seed}, serve=SERVE, promote=promote)
+        version = publish(
+            session,
+            _student(seed),
+            new_artifact_folder(tmp_path, "student", f"s{seed}"),
+            metrics={"NDCG@10": 0.1},
+            config={"seed": seed},
+            serve=SERVE,
+            promote=promote,
+        )
         return version.id
 
 

@@ -25,10 +25,14 @@ def kafka_broker() -> Iterator[EmbeddedBroker]:
 @pytest.fixture
 def kafka(kafka_broker: EmbeddedBroker) -> KafkaSettings:
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    settings = kafka_broker.settings.model_copy(update={
-        "events_topic": f"{prefix}.events", "dlq_topic": f"{prefix}.events.dlq",
-        "recommendations_topic": f"{prefix}.recommendations", "control_topic": f"{prefix}.control",
-        "consumer_group": f"{prefix}-group",
-    })
+    settings = kafka_broker.settings.model_copy(
+        update={
+            "events_topic": f"{prefix}.events",
+            "dlq_topic": f"{prefix}.events.dlq",
+            "recommendations_topic": f"{prefix}.recommendations",
+            "control_topic": f"{prefix}.control",
+            "consumer_group": f"{prefix}-group",
+        }
+    )
     ensure_topics(settings)
     return settings

@@ -33,8 +33,9 @@ REPO = Path(__file__).resolve().parents[2]
 NUM_ITEMS = 60
 SEQUENCE_LENGTH = 30
 SERVE = ServeConfig(top_k=5)
-FAST = ConsumerOptions(poll_timeout_ms=200, probe_every_s=0.5, backoff_initial_s=0.2, backoff_max_s=1.0,
-                       model_check_s=0.2)
+FAST = ConsumerOptions(
+    poll_timeout_ms=200, probe_every_s=0.5, backoff_initial_s=0.2, backoff_max_s=1.0, model_check_s=0.2
+)
 
 
 def fast_group(kafka: KafkaSettings) -> KafkaSettings:
@@ -50,11 +51,19 @@ def add_catalogue(sessions: sessionmaker[Session], count: int = NUM_ITEMS) -> No
 def publish_student(sessions: sessionmaker[Session], root: Path, seed: int, promote: bool = True) -> int:
     """A tiny random student over the catalogue, published (and promoted); its version id."""
     torch.manual_seed(seed)
-    student = Student(StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=SEQUENCE_LENGTH),
-                      num_items=NUM_ITEMS).eval()
+    student = Student(
+        StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=SEQUENCE_LENGTH), num_items=NUM_ITEMS
+    ).eval()
     with sessions.begin() as session:
-        version = publish(session, student, new_artifact_folder(root, "student", f"s{seed}"),
-                          metrics={}, config={"seed": seed}, serve=SERVE, promote=promote)
+        version = publish(
+            session,
+            student,
+            new_artifact_folder(root, "student", f"s{seed}"),
+            metrics={},
+            config={"seed": seed},
+            serve=SERVE,
+            promote=promote,
+        )
         return version.id
 
 
@@ -71,14 +80,17 @@ class Stream:
         return {user: items[-limit:] for user, items in per_user.items()}
 
 
-def click_stream(count: int, users: int, prefix: str, start_ts: int = 1_700_000_000_000,
-                 seed: int = 0) -> Stream:
+def click_stream(count: int, users: int, prefix: str, start_ts: int = 1_700_000_000_000, seed: int = 0) -> Stream:
     """``count`` clicks over ``users`` users, distinct increasing timestamps, small payloads."""
     generator = torch.Generator().manual_seed(seed)
     user_ids = torch.randint(0, users, (count,), generator=generator).tolist()
     items = torch.randint(1, NUM_ITEMS + 1, (count,), generator=generator).tolist()
-    return Stream([ClickEvent(event_id=f"{prefix}{i}", user_id=u, item_id=it, ts=start_ts + i)
-                   for i, (u, it) in enumerate(zip(user_ids, items, strict=True))])
+    return Stream(
+        [
+            ClickEvent(event_id=f"{prefix}{i}", user_id=u, item_id=it, ts=start_ts + i)
+            for i, (u, it) in enumerate(zip(user_ids, items, strict=True))
+        ]
+    )
 
 
 def send_all(kafka: KafkaSettings, events: list[ClickEvent]) -> None:
@@ -103,8 +115,7 @@ def event_count(sessions: sessionmaker[Session]) -> int:
 
 def stored_sequences(sessions: sessionmaker[Session]) -> dict[int, list[int]]:
     with sessions() as session:
-        return {user: list(items) for user, items in session.execute(select(UserSequence.user_id,
-                                                                             UserSequence.items))}
+        return {user: list(items) for user, items in session.execute(select(UserSequence.user_id, UserSequence.items))}
 
 
 def assert_applied_exactly_once(sessions: sessionmaker[Session], stream: Stream) -> None:
@@ -120,13 +131,15 @@ def assert_applied_exactly_once(sessions: sessionmaker[Session], stream: Stream)
 
 
 @contextmanager
-def consumer_thread(kafka: KafkaSettings, database_url: str,
-                    options: ConsumerOptions = FAST) -> Iterator[StreamConsumer]:
+def consumer_thread(
+    kafka: KafkaSettings, database_url: str, options: ConsumerOptions = FAST
+) -> Iterator[StreamConsumer]:
     """A ``StreamConsumer`` running in a thread on its own engine; stopped (and checked) on exit."""
     engine = create_engine_for(database_url)
     active = ActiveModel(make_sessionmaker(engine, read_only=True), SERVE, check_every=0.0)
-    consumer = StreamConsumer(kafka, SERVE, make_sessionmaker(engine), active,
-                              sequence_length=SEQUENCE_LENGTH, options=options)
+    consumer = StreamConsumer(
+        kafka, SERVE, make_sessionmaker(engine), active, sequence_length=SEQUENCE_LENGTH, options=options
+    )
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -150,22 +163,26 @@ def consumer_thread(kafka: KafkaSettings, database_url: str,
 
 def wait_assigned(consumers: list[StreamConsumer], partitions: int, timeout_s: float = 60.0) -> None:
     """Until the consumers own disjoint, non-empty shares covering every partition."""
+
     def split() -> bool:
         owned = [consumer.assignment() for consumer in consumers]
         union = set().union(*owned)
         return all(owned) and len(union) == partitions and sum(map(len, owned)) == partitions
+
     wait_until(split, timeout_s, f"{len(consumers)} consumers to share {partitions} partitions")
 
 
 def consumer_env(kafka: KafkaSettings, database_url: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("KDREC_")}
-    env.update({
-        "KDREC_DATABASE_URL": database_url,
-        "KDREC_SEQUENCE_LENGTH": str(SEQUENCE_LENGTH),
-        "KDREC_SERVE__TOP_K": str(SERVE.top_k),
-        "KDREC_KAFKA__EMBEDDED_BROKER": "false",
-        "OMP_NUM_THREADS": "1",
-    })
+    env.update(
+        {
+            "KDREC_DATABASE_URL": database_url,
+            "KDREC_SEQUENCE_LENGTH": str(SEQUENCE_LENGTH),
+            "KDREC_SERVE__TOP_K": str(SERVE.top_k),
+            "KDREC_KAFKA__EMBEDDED_BROKER": "false",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
     for name, value in json.loads(kafka.model_dump_json()).items():
         if value is not None:
             env[f"KDREC_KAFKA__{name.upper()}"] = str(value)
@@ -175,7 +192,10 @@ def consumer_env(kafka: KafkaSettings, database_url: str) -> dict[str, str]:
 def spawn_consumer(kafka: KafkaSettings, database_url: str, log_path: Path) -> subprocess.Popen[bytes]:
     """``kdrec consume`` in a subprocess (output to ``log_path``)."""
     with open(log_path, "ab") as log_file:
-        return subprocess.Popen([sys.executable, "-m", "cli.main", "consume", "--model-check", "0.5",
-                                 "--poll-timeout-ms", "200"],
-                                cwd=REPO, env=consumer_env(kafka, database_url), stdout=log_file,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "consume", "--model-check", "0.5", "--poll-timeout-ms", "200"],
+            cwd=REPO,
+            env=consumer_env(kafka, database_url),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )

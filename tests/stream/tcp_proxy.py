@@ -3,6 +3,7 @@ the open ones (as a database restart would), ``start()`` serves again on the sam
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -29,18 +30,14 @@ class TcpProxy:
     def stop(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not on Linux)
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # shutdown wakes the accept() (close alone does not on Linux)
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self._lock:
             sockets, self._sockets = self._sockets, set()
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -71,7 +68,5 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, target):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass

@@ -21,10 +21,15 @@ pytestmark = pytest.mark.kafka
 
 
 def group_consumer(kafka: KafkaSettings, topic: str) -> KafkaConsumer:
-    return KafkaConsumer(topic, **kafka.client_options(), group_id=kafka.consumer_group,
-                         enable_auto_commit=False, auto_offset_reset="earliest",
-                         session_timeout_ms=kafka.session_timeout_ms,
-                         heartbeat_interval_ms=kafka.heartbeat_interval_ms)
+    return KafkaConsumer(
+        topic,
+        **kafka.client_options(),
+        group_id=kafka.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+    )
 
 
 def poll_values(consumer: KafkaConsumer, expected: int, timeout_s: float = 20.0) -> list[bytes]:
@@ -43,8 +48,12 @@ def test_binary_is_in_the_installed_wheel() -> None:
 
 def test_topics_created_with_configured_partitions_idempotently(kafka: KafkaSettings) -> None:
     counts = ensure_topics(kafka)  # the fixture created them already: nothing changes
-    assert counts == {kafka.events_topic: 4, kafka.dlq_topic: 4, kafka.recommendations_topic: 4,
-                      kafka.control_topic: CONTROL_PARTITIONS}
+    assert counts == {
+        kafka.events_topic: 4,
+        kafka.dlq_topic: 4,
+        kafka.recommendations_topic: 4,
+        kafka.control_topic: CONTROL_PARTITIONS,
+    }
 
 
 def test_second_broker_on_a_busy_port_is_refused(kafka_broker: EmbeddedBroker) -> None:
@@ -104,7 +113,8 @@ def test_two_consumers_share_the_partitions(kafka: KafkaSettings) -> None:
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (
-                all(m.owned() for m in members) and members[0].owned() | members[1].owned() == {0, 1, 2, 3}):
+            all(m.owned() for m in members) and members[0].owned() | members[1].owned() == {0, 1, 2, 3}
+        ):
             time.sleep(0.05)
         first, second = members[0].owned(), members[1].owned()
         assert first and second and not first & second and first | second == {0, 1, 2, 3}
@@ -120,7 +130,7 @@ def test_two_consumers_share_the_partitions(kafka: KafkaSettings) -> None:
             member.stop.set()
             member.join()
             member.consumer.close()
-    for member, owned in zip(members, (first, second)):
+    for member, owned in zip(members, (first, second), strict=False):
         assert member.records and {partition for partition, _ in member.records} <= owned
     values = sorted(int(value) for m in members for _, value in m.records)
     assert values == list(range(40))
@@ -143,8 +153,13 @@ def test_ensure_local_broker_starts_only_when_needed(kafka_broker: EmbeddedBroke
 def test_broker_command_runs_until_interrupted() -> None:
     port = free_port()
     env = {**os.environ, "KDREC_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "KDREC_KAFKA__PARTITIONS": "2"}
-    process = subprocess.Popen([sys.executable, "-m", "cli.main", "broker"], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "broker"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

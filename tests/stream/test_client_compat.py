@@ -47,8 +47,16 @@ PARTITIONS = 4  # kdrec's default topic partition count, created by the ``kafka`
 def rd_producer(kafka: KafkaSettings, **overrides: object) -> Producer:
     """A librdkafka producer as a user's service would configure it, keyed like kdrec's producer
     (``murmur2_random``: the Java / kafka-python partitioner; librdkafka's default differs)."""
-    return Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all", "enable.idempotence": True,
-                     "partitioner": "murmur2_random", "linger.ms": 5, **overrides})
+    return Producer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            **overrides,
+        }
+    )
 
 
 def rd_send(producer: Producer, topic: str, messages: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
@@ -101,10 +109,15 @@ class GroupMember(Protocol):
 class KafkaPythonMember:
     def __init__(self, kafka: KafkaSettings) -> None:
         self.topic = kafka.events_topic
-        self.consumer = KafkaConsumer(self.topic, **kafka.client_options(), group_id=kafka.consumer_group,
-                                      enable_auto_commit=False, auto_offset_reset="earliest",
-                                      session_timeout_ms=kafka.session_timeout_ms,
-                                      heartbeat_interval_ms=kafka.heartbeat_interval_ms)
+        self.consumer = KafkaConsumer(
+            self.topic,
+            **kafka.client_options(),
+            group_id=kafka.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        )
 
     def poll_values(self, expected: int, timeout_s: float) -> list[str]:
         values: list[str] = []
@@ -128,10 +141,16 @@ class KafkaPythonMember:
 class ConfluentMember:
     def __init__(self, kafka: KafkaSettings) -> None:
         self.topic = kafka.events_topic
-        self.consumer = Consumer({"bootstrap.servers": kafka.bootstrap_servers, "group.id": kafka.consumer_group,
-                                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                  "session.timeout.ms": kafka.session_timeout_ms,
-                                  "heartbeat.interval.ms": kafka.heartbeat_interval_ms})
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": kafka.bootstrap_servers,
+                "group.id": kafka.consumer_group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": kafka.session_timeout_ms,
+                "heartbeat.interval.ms": kafka.heartbeat_interval_ms,
+            }
+        )
         self.consumer.subscribe([self.topic])
 
     def poll_values(self, expected: int, timeout_s: float) -> list[str]:
@@ -161,8 +180,7 @@ def member(client: str, kafka: KafkaSettings) -> GroupMember:
     return KafkaPythonMember(kafka) if client == "kafka-python" else ConfluentMember(kafka)
 
 
-@pytest.mark.parametrize(("first", "second"), [(a, b) for a in CLIENTS for b in CLIENTS],
-                         ids=lambda client: client)
+@pytest.mark.parametrize(("first", "second"), [(a, b) for a in CLIENTS for b in CLIENTS], ids=lambda client: client)
 def test_produce_consume_commit_and_resume(kafka: KafkaSettings, first: str, second: str) -> None:
     """``first`` produces, consumes in the group and commits; ``second`` reads the committed
     offsets back, produces more and resumes exactly after the commit."""
@@ -202,8 +220,10 @@ def test_murmur2_partitioner_places_users_like_kdrec_producer(kafka: KafkaSettin
     messages = [(event.key(), event.to_json()) for event in events]
 
     def librdkafka_partitions(partitioner: str) -> list[int]:
-        return [partition for partition, _ in rd_send(rd_producer(kafka, partitioner=partitioner),
-                                                      kafka.events_topic, messages)]
+        return [
+            partition
+            for partition, _ in rd_send(rd_producer(kafka, partitioner=partitioner), kafka.events_topic, messages)
+        ]
 
     assert librdkafka_partitions("murmur2_random") == kdrec_partitions
     assert librdkafka_partitions("consistent_random") != kdrec_partitions
@@ -215,7 +235,8 @@ def iso_ms(ms: int) -> str:
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
 def test_clicks_from_confluent_kafka_reach_sql_through_kdrec_consumer(
-        kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path) -> None:
+    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
+) -> None:
     """Half of each user's clicks come from kdrec's producer, half from confluent-kafka as
     hand-written JSON (ISO 8601 ``ts``, an extra field): all are stored once, in ``ts`` order,
     each user gets recommendations, and each user's records share one partition."""
@@ -224,11 +245,26 @@ def test_clicks_from_confluent_kafka_reach_sql_through_kdrec_consumer(
     stream = click_stream(60, users=6, prefix="mixed-")
     ours, theirs = stream.events[0::2], stream.events[1::2]
     send_all(kafka, ours)
-    rd_send(rd_producer(kafka), kafka.events_topic, [
-        (str(event.user_id).encode(),
-         json.dumps({"event_id": event.event_id, "user_id": event.user_id, "item_id": event.item_id,
-                     "ts": iso_ms(event.ts), "type": "click", "source": "confluent-kafka"}).encode())
-        for event in theirs])
+    rd_send(
+        rd_producer(kafka),
+        kafka.events_topic,
+        [
+            (
+                str(event.user_id).encode(),
+                json.dumps(
+                    {
+                        "event_id": event.event_id,
+                        "user_id": event.user_id,
+                        "item_id": event.item_id,
+                        "ts": iso_ms(event.ts),
+                        "type": "click",
+                        "source": "confluent-kafka",
+                    }
+                ).encode(),
+            )
+            for event in theirs
+        ],
+    )
     users = {event.user_id for event in stream.events}
     with consumer_thread(fast_group(kafka), database_url) as consumer:
         wait_until(lambda: event_count(sessions) >= len(stream.events), 60, "all 60 clicks in SQL")

@@ -36,8 +36,15 @@ CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 
 def librdkafka_send(kafka: KafkaSettings, events: list[ClickEvent], compression: str, key: bytes | None = None) -> None:
     """Publish like a user's service would: confluent-kafka, batching (linger) and compression."""
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "compression.type": compression,
-                         "linger.ms": 50, "acks": "all", "enable.idempotence": False})
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "compression.type": compression,
+            "linger.ms": 50,
+            "acks": "all",
+            "enable.idempotence": False,
+        }
+    )
     failures: list[str] = []
 
     def delivered(error: object, _message: object) -> None:
@@ -45,8 +52,9 @@ def librdkafka_send(kafka: KafkaSettings, events: list[ClickEvent], compression:
             failures.append(str(error))
 
     for event in events:
-        producer.produce(kafka.events_topic, value=event.to_json(), key=key or str(event.user_id).encode(),
-                         on_delivery=delivered)
+        producer.produce(
+            kafka.events_topic, value=event.to_json(), key=key or str(event.user_id).encode(), on_delivery=delivered
+        )
     assert producer.flush(30) == 0, "confluent-kafka did not deliver everything within 30 s"
     assert not failures, failures[:3]
 
@@ -56,12 +64,15 @@ def stored_ids(sessions) -> set[str]:
         return set(session.scalars(select(Event.event_id)))
 
 
-def test_every_codec_from_a_librdkafka_producer_reaches_sql(kafka: KafkaSettings, database_url: str,
-                                                            sessions, tmp_path: Path) -> None:
+def test_every_codec_from_a_librdkafka_producer_reaches_sql(
+    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
+) -> None:
     add_catalogue(sessions)
     publish_student(sessions, tmp_path, seed=1)
-    streams = {codec: click_stream(200, users=40, prefix=f"{codec}-", start_ts=1_700_000_000_000 + 1_000 * i,
-                                   seed=i) for i, codec in enumerate(CODECS)}
+    streams = {
+        codec: click_stream(200, users=40, prefix=f"{codec}-", start_ts=1_700_000_000_000 + 1_000 * i, seed=i)
+        for i, codec in enumerate(CODECS)
+    }
     for codec, stream in streams.items():
         librdkafka_send(kafka, stream.events, codec)
     with consumer_thread(fast_group(kafka), database_url) as consumer:
@@ -75,25 +86,37 @@ def test_every_codec_from_a_librdkafka_producer_reaches_sql(kafka: KafkaSettings
 
 
 def test_an_undecodable_batch_is_dead_lettered_and_its_partition_goes_on(
-        kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    kafka: KafkaSettings,
+    database_url: str,
+    sessions,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The consumer lacks lz4 (as it did before the codec became a dependency): the lz4 batch
     is retried, then skipped with a dead letter naming its offsets; the gzip events after it
     on the same partition are stored."""
     add_catalogue(sessions)
     publish_student(sessions, tmp_path, seed=1)
     key = b"same-partition"
-    before, poisoned, after = (click_stream(20, users=5, prefix=p, start_ts=1_700_000_000_000 + 100 * i, seed=i)
-                               for i, p in enumerate(("before-", "lz4-", "after-")))
+    before, poisoned, after = (
+        click_stream(20, users=5, prefix=p, start_ts=1_700_000_000_000 + 100 * i, seed=i)
+        for i, p in enumerate(("before-", "lz4-", "after-"))
+    )
     librdkafka_send(kafka, before.events, "none", key)
     librdkafka_send(kafka, poisoned.events, "lz4", key)  # one produce request: one record batch
     librdkafka_send(kafka, after.events, "gzip", key)
     monkeypatch.setattr(kafka_codec, "has_lz4", lambda: False)
     options = ConsumerOptions(**{**FAST.__dict__, "poison_attempts": 3, "backoff_initial_s": 0.1})
-    with caplog.at_level(logging.WARNING, logger="stream"), \
-            consumer_thread(fast_group(kafka), database_url, options) as consumer:
-        wait_until(lambda: event_count(sessions) >= 40 and consumer.metrics.skipped_batches >= 1, 60,
-                   "the events around the lz4 batch in SQL and the batch skipped")
+    with (
+        caplog.at_level(logging.WARNING, logger="stream"),
+        consumer_thread(fast_group(kafka), database_url, options) as consumer,
+    ):
+        wait_until(
+            lambda: event_count(sessions) >= 40 and consumer.metrics.skipped_batches >= 1,
+            60,
+            "the events around the lz4 batch in SQL and the batch skipped",
+        )
     assert stored_ids(sessions) == {e.event_id for e in before.events + after.events}
     m = consumer.metrics
     assert (m.skipped_batches, m.skipped_offsets, m.poison_retries) == (1, 20, 2)

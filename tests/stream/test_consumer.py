@@ -37,8 +37,9 @@ from tests.stream.helpers import read_topic
 pytestmark = pytest.mark.kafka
 
 
-def test_clicks_become_recommendations_that_exclude_seen_items(kafka: KafkaSettings, database_url: str,
-                                                                sessions, tmp_path: Path) -> None:
+def test_clicks_become_recommendations_that_exclude_seen_items(
+    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
+) -> None:
     kafka = fast_group(kafka)
     add_catalogue(sessions)
     before = click_stream(30, users=3, prefix="before-")
@@ -51,8 +52,10 @@ def test_clicks_become_recommendations_that_exclude_seen_items(kafka: KafkaSetti
         wait_until(lambda: consumer.active.loaded is not None, 30, "the student to load")
 
         with ClickProducer(kafka) as producer:
-            clicks = [producer.publish_click(user_id=user, item_id=item, ts=1_800_000_000_000 + i)
-                      for i, (user, item) in enumerate([(0, 5), (1, 6), (2, 7), (0, 8)])]
+            clicks = [
+                producer.publish_click(user_id=user, item_id=item, ts=1_800_000_000_000 + i)
+                for i, (user, item) in enumerate([(0, 5), (1, 6), (2, 7), (0, 8)])
+            ]
         wait_until(lambda: event_count(sessions) == 34, 60, "the clicks in SQL")
         wait_until(lambda: consumer.metrics.recommendations >= 3, 30, "recommendations")
 
@@ -67,8 +70,10 @@ def test_clicks_become_recommendations_that_exclude_seen_items(kafka: KafkaSetti
             assert all(1 <= item <= NUM_ITEMS for item in rec.items)
             assert rec.scores == sorted(rec.scores, reverse=True)
             assert rec.event_id in {c.event_id for c in clicks if c.user_id == user}
-    messages = [RecommendationMessage.from_json(r.value)
-                for r in read_topic(kafka, kafka.recommendations_topic, 3, timeout_s=20)]
+    messages = [
+        RecommendationMessage.from_json(r.value)
+        for r in read_topic(kafka, kafka.recommendations_topic, 3, timeout_s=20)
+    ]
     assert {m.user_id for m in messages} == {0, 1, 2}
     for message in messages:
         assert message.model_version == version and len(message.items) == SERVE.top_k
@@ -78,18 +83,22 @@ def test_clicks_become_recommendations_that_exclude_seen_items(kafka: KafkaSetti
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
-def test_malformed_events_go_to_the_dead_letter_topic(kafka: KafkaSettings, database_url: str,
-                                                      sessions, tmp_path: Path) -> None:
+def test_malformed_events_go_to_the_dead_letter_topic(
+    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
+) -> None:
     add_catalogue(sessions)
     publish_student(sessions, tmp_path, seed=1)
     good = click_stream(2_000, users=100, prefix="g")
-    kinds = [b'{"event_id": "x", "user_id": 1,', b"\xff\xfe not utf-8", b"[1, 2]",
-             json.dumps({"user_id": 1, "item_id": 2, "ts": 5}).encode(),
-             json.dumps({"event_id": "w", "user_id": "1", "item_id": 2, "ts": 5}).encode(),
-             json.dumps({"event_id": "u", "user_id": 1, "item_id": NUM_ITEMS + 7, "ts": 5}).encode(),
-             json.dumps({"event_id": "o", "user_id": 1, "item_id": 2, "ts": 5, "pad": "x" * 5000}).encode()]
-    bad = [kinds[i % len(kinds)] + (b"" if i % len(kinds) in (3, 4, 5, 6) else str(i).encode())
-           for i in range(1_000)]
+    kinds = [
+        b'{"event_id": "x", "user_id": 1,',
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",
+        json.dumps({"user_id": 1, "item_id": 2, "ts": 5}).encode(),
+        json.dumps({"event_id": "w", "user_id": "1", "item_id": 2, "ts": 5}).encode(),
+        json.dumps({"event_id": "u", "user_id": 1, "item_id": NUM_ITEMS + 7, "ts": 5}).encode(),
+        json.dumps({"event_id": "o", "user_id": 1, "item_id": 2, "ts": 5, "pad": "x" * 5000}).encode(),
+    ]
+    bad = [kinds[i % len(kinds)] + (b"" if i % len(kinds) in (3, 4, 5, 6) else str(i).encode()) for i in range(1_000)]
     bad = [value.replace(b'"ts": 5', f'"ts": {i}'.encode()) for i, value in enumerate(bad)]  # all distinct
     with ClickProducer(kafka) as producer:
         for i, event in enumerate(good.events):
@@ -112,8 +121,9 @@ def test_malformed_events_go_to_the_dead_letter_topic(kafka: KafkaSettings, data
         assert letter.key == b"1"
 
 
-def test_two_consumers_split_the_partitions_and_apply_everything_once(kafka: KafkaSettings, database_url: str,
-                                                                      sessions, tmp_path: Path) -> None:
+def test_two_consumers_split_the_partitions_and_apply_everything_once(
+    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
+) -> None:
     kafka = fast_group(kafka)
     add_catalogue(sessions)
     publish_student(sessions, tmp_path, seed=1)
@@ -161,10 +171,12 @@ def test_hot_swap_between_batches(kafka: KafkaSettings, database_url: str, sessi
     switch = versions.index(new)
     assert set(versions[:switch]) == {old} and set(versions[switch:]) == {new}  # one swap, between batches
     gaps = [log[i + 1][0] - log[i][1] for i in range(len(log) - 1)]
-    around = gaps[max(0, switch - 3):switch + 3]
-    print(f"\nhot swap: promoted -> first batch on v{new} {log[switch][0] - promoted_at:.3f}s; "
-          f"longest pause between batches around the swap {max(around) * 1000:.1f} ms, "
-          f"overall {max(gaps) * 1000:.1f} ms over {len(log)} batches")
+    around = gaps[max(0, switch - 3) : switch + 3]
+    print(
+        f"\nhot swap: promoted -> first batch on v{new} {log[switch][0] - promoted_at:.3f}s; "
+        f"longest pause between batches around the swap {max(around) * 1000:.1f} ms, "
+        f"overall {max(gaps) * 1000:.1f} ms over {len(log)} batches"
+    )
     with sessions() as session:
         for user in {event.user_id for event in tail.events}:
             assert latest_recommendations(session, user)[0].model_version_id == new

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from kafka import TopicPartition
@@ -21,8 +22,8 @@ from store.recommendations import latest_recommendations
 from stream.batch import Catalogue, apply_batch, decode_batch
 from stream.clients import Backoff, Clients
 from stream.consumer import is_transient_db_error
-from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS, REMOTE_MS, FetchWait, embedded
 from stream.events import ClickEvent
+from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS, REMOTE_MS, FetchWait, embedded
 from stream.metrics import ConsumerMetrics, percentile
 from stream.recommendations import RecommendationMessage
 from tests.stream.consumer_helpers import NUM_ITEMS, SERVE, add_catalogue, publish_student
@@ -42,17 +43,21 @@ def test_decode_batch_checks_the_catalogue_and_learns_new_items(sessions) -> Non
     raws = [click("a", 1, 3, 1), b"{not json", click("b", 1, 11, 2), None, click("c", 2, 10, 3)]
     decoded = decode_batch([record(raw, i) for i, raw in enumerate(raws)], catalogue, max_bytes=4096)
     assert [event.event_id for _, event in decoded.valid] == ["a", "c"]
-    assert sorted((r.offset, rej.code) for r, rej in decoded.rejected) == \
-        [(1, "invalid_json"), (2, "unknown_item"), (3, "empty")]
-    assert "item_id 11 is not in the catalogue" in dict((r.offset, rej.reason) for r, rej in decoded.rejected)[2]
+    assert sorted((r.offset, rej.code) for r, rej in decoded.rejected) == [
+        (1, "invalid_json"),
+        (2, "unknown_item"),
+        (3, "empty"),
+    ]
+    assert "item_id 11 is not in the catalogue" in {r.offset: rej.reason for r, rej in decoded.rejected}[2]
     with sessions.begin() as session:  # the catalogue grows while the consumer runs
         session.add(CatalogItem(item_id=11, title="New", genres=""))
     again = decode_batch([record(click("b", 1, 11, 2), 2)], catalogue, max_bytes=4096)
     assert [event.item_id for _, event in again.valid] == [11] and not again.rejected
 
 
-def test_a_batch_applied_twice_changes_nothing_and_replays_its_recommendations(engine, sessions,
-                                                                             tmp_path: Path) -> None:
+def test_a_batch_applied_twice_changes_nothing_and_replays_its_recommendations(
+    engine, sessions, tmp_path: Path
+) -> None:
     add_catalogue(sessions)
     version = publish_student(sessions, tmp_path, seed=3)
     model = ActiveModel(make_sessionmaker(engine, read_only=True), SERVE, check_every=0).current()
@@ -61,8 +66,7 @@ def test_a_batch_applied_twice_changes_nothing_and_replays_its_recommendations(e
     decoded = decode_batch(records, Catalogue(sessions), max_bytes=4096)
     metrics = ConsumerMetrics()
 
-    first = apply_batch(sessions, decoded.valid, model, top_k=5, sequence_length=30, consumed_ms=6_000,
-                        metrics=metrics)
+    first = apply_batch(sessions, decoded.valid, model, top_k=5, sequence_length=30, consumed_ms=6_000, metrics=metrics)
     assert (first.inserted, first.duplicates, first.touched_users, first.model_version) == (9, 0, 3, version)
     assert sorted(m.user_id for m in first.messages) == [0, 1, 2] and not any(m.replayed for m in first.messages)
     for message in first.messages:
@@ -73,8 +77,7 @@ def test_a_batch_applied_twice_changes_nothing_and_replays_its_recommendations(e
     with sessions() as session:
         stored = {user: latest_recommendations(session, user)[0] for user in (0, 1, 2)}
 
-    again = apply_batch(sessions, decoded.valid, model, top_k=5, sequence_length=30, consumed_ms=7_000,
-                        metrics=metrics)
+    again = apply_batch(sessions, decoded.valid, model, top_k=5, sequence_length=30, consumed_ms=7_000, metrics=metrics)
     assert (again.inserted, again.duplicates, again.touched_users) == (0, 9, 0)
     assert all(m.replayed for m in again.messages)
     assert {m.user_id: m.items for m in again.messages} == {u: list(r.items) for u, r in stored.items()}
@@ -87,8 +90,9 @@ def test_a_batch_applied_twice_changes_nothing_and_replays_its_recommendations(e
 def test_without_a_student_events_are_stored_without_recommendations(sessions) -> None:
     add_catalogue(sessions, NUM_ITEMS)
     decoded = decode_batch([record(click("x", 7, 2, 1), 0)], Catalogue(sessions), max_bytes=4096)
-    applied = apply_batch(sessions, decoded.valid, None, top_k=5, sequence_length=30, consumed_ms=0,
-                          metrics=ConsumerMetrics())
+    applied = apply_batch(
+        sessions, decoded.valid, None, top_k=5, sequence_length=30, consumed_ms=0, metrics=ConsumerMetrics()
+    )
     assert (applied.inserted, applied.messages, applied.model_version) == (1, [], None)
 
 
@@ -118,7 +122,7 @@ def test_fetch_wait_adapts_only_on_the_embedded_broker() -> None:
     assert FetchWait(local, 42).current_ms == 42 and not FetchWait(local, 42).adaptive
 
     class FakeFetcher:  # where kafka-python keeps the live setting
-        config = {"fetch_max_wait_ms": EMBEDDED_BUSY_MS}
+        config: ClassVar[dict[str, int]] = {"fetch_max_wait_ms": EMBEDDED_BUSY_MS}
 
     class FakeConsumer:
         _fetcher = FakeFetcher()

@@ -30,8 +30,9 @@ from tests.stream.tcp_proxy import TcpProxy
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_kill_9_mid_stream_then_restart_applies_every_event_once(kafka: KafkaSettings, database_url: str,
-                                                                 sessions, tmp_path: Path) -> None:
+def test_kill_9_mid_stream_then_restart_applies_every_event_once(
+    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
+) -> None:
     kafka = fast_group(kafka)
     add_catalogue(sessions)
     publish_student(sessions, tmp_path, seed=1)
@@ -41,8 +42,11 @@ def test_kill_9_mid_stream_then_restart_applies_every_event_once(kafka: KafkaSet
 
     first = spawn_consumer(kafka, database_url, log_path)
     try:
-        wait_until(lambda: event_count(sessions) >= 3_000 or first.poll() is not None, 180,
-                   "the first consumer to apply 3,000 events")
+        wait_until(
+            lambda: event_count(sessions) >= 3_000 or first.poll() is not None,
+            180,
+            "the first consumer to apply 3,000 events",
+        )
         assert first.poll() is None, log_path.read_text()[-3000:]
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -53,8 +57,11 @@ def test_kill_9_mid_stream_then_restart_applies_every_event_once(kafka: KafkaSet
 
     second = spawn_consumer(kafka, database_url, log_path)
     try:
-        wait_until(lambda: event_count(sessions) == 20_000 or second.poll() is not None, 180,
-                   "the restarted consumer to apply all 20,000 events")
+        wait_until(
+            lambda: event_count(sessions) == 20_000 or second.poll() is not None,
+            180,
+            "the restarted consumer to apply all 20,000 events",
+        )
         assert second.poll() is None, log_path.read_text()[-3000:]
         second.send_signal(signal.SIGTERM)  # clean shutdown: finish the batch, commit, close
         assert second.wait(30) == 0, log_path.read_text()[-3000:]
@@ -66,14 +73,19 @@ def test_kill_9_mid_stream_then_restart_applies_every_event_once(kafka: KafkaSet
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])
-def test_consumer_recovers_by_itself_when_the_broker_restarts_empty(database_url: str, sessions,
-                                                                    tmp_path: Path) -> None:
+def test_consumer_recovers_by_itself_when_the_broker_restarts_empty(
+    database_url: str, sessions, tmp_path: Path
+) -> None:
     add_catalogue(sessions)
     publish_student(sessions, tmp_path, seed=1)
     prefix = f"r{uuid.uuid4().hex[:8]}"
-    names = KafkaSettings(events_topic=f"{prefix}.events", dlq_topic=f"{prefix}.dlq",
-                          recommendations_topic=f"{prefix}.recs", control_topic=f"{prefix}.control",
-                          consumer_group=f"{prefix}-group")
+    names = KafkaSettings(
+        events_topic=f"{prefix}.events",
+        dlq_topic=f"{prefix}.dlq",
+        recommendations_topic=f"{prefix}.recs",
+        control_topic=f"{prefix}.control",
+        consumer_group=f"{prefix}-group",
+    )
     port = free_port()
     broker = EmbeddedBroker(names, port=port).start()
     kafka = fast_group(broker.settings)
@@ -97,8 +109,9 @@ def test_consumer_recovers_by_itself_when_the_broker_restarts_empty(database_url
 
 
 @pytest.mark.parametrize("db_backend", ["postgresql"])
-def test_batch_is_retried_while_the_database_is_away(kafka: KafkaSettings, database_url: str,
-                                                     sessions, tmp_path: Path) -> None:
+def test_batch_is_retried_while_the_database_is_away(
+    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
+) -> None:
     add_catalogue(sessions)
     publish_student(sessions, tmp_path, seed=1)
     url = make_url(database_url)

@@ -32,8 +32,10 @@ def batch(first: int, count: int, compression: int = GZIP) -> bytearray:
 def corrupt_payload(raw: bytearray) -> bytearray:
     """Garbage in the compressed records, with a CRC that matches it (the broker accepts it)."""
     header = DefaultRecordBatch.HEADER_STRUCT.size
-    raw[header + 2: header + 12] = b"\x00" * 10
-    struct.pack_into(">I", raw, DefaultRecordBatch.CRC_OFFSET, crc32c(bytes(raw[DefaultRecordBatch.ATTRIBUTES_OFFSET:])))
+    raw[header + 2 : header + 12] = b"\x00" * 10
+    struct.pack_into(
+        ">I", raw, DefaultRecordBatch.CRC_OFFSET, crc32c(bytes(raw[DefaultRecordBatch.ATTRIBUTES_OFFSET :]))
+    )
     return raw
 
 

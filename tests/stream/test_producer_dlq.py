@@ -42,15 +42,23 @@ def test_publish_click_keyed_by_user_in_order(kafka: KafkaSettings) -> None:
 
 
 def test_dead_letters_keep_original_bytes_and_reason(kafka: KafkaSettings) -> None:
-    bad = [b'{"user_id": 1', b"\xff\x00 not utf-8", json.dumps({"event_id": "x", "user_id": 5,
-                                                                "item_id": 99, "ts": 1}).encode()]
+    bad = [
+        b'{"user_id": 1',
+        b"\xff\x00 not utf-8",
+        json.dumps({"event_id": "x", "user_id": 5, "item_id": 99, "ts": 1}).encode(),
+    ]
     with ClickProducer(kafka, topic=kafka.dlq_topic) as producer:
         dead = DeadLetters(producer.producer, kafka.dlq_topic)
         for offset, value in enumerate(bad):
             outcome = decode(value, known_items={1, 2})
             assert isinstance(outcome, Rejection)
-            dead.send(value, outcome, key=b"5", source=Source(kafka.events_topic, 2, offset),
-                      headers=[("trace", b"abc"), (HEADER_REASON, b"spoofed")])
+            dead.send(
+                value,
+                outcome,
+                key=b"5",
+                source=Source(kafka.events_topic, 2, offset),
+                headers=[("trace", b"abc"), (HEADER_REASON, b"spoofed")],
+            )
         dead.send(None, "consumer gave up after 3 retries")
         producer.flush()
 
@@ -63,5 +71,9 @@ def test_dead_letters_keep_original_bytes_and_reason(kafka: KafkaSettings) -> No
     assert letters[1].source == Source(kafka.events_topic, 2, 1)
     assert all(letter.key == b"5" and letter.headers == (("trace", b"abc"),) for letter in letters[:3])
     assert dict(records[0].headers)[HEADER_ERROR] == b"invalid_json"
-    assert letters[3].value is None and letters[3].key == b"" and letters[3].reason == "rejected: consumer gave up after 3 retries"
+    assert (
+        letters[3].value is None
+        and letters[3].key == b""
+        and letters[3].reason == "rejected: consumer gave up after 3 retries"
+    )
     assert letters[3].failed_at_ms and letters[3].failed_at_ms > 1_700_000_000_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -35,8 +36,9 @@ class FakeClock:
 
 
 def test_order_follows_time_but_never_reorders_a_user() -> None:
-    data = Dataset("toy", ITEMS, {1: [1, 2, 3], 2: [4, 5], 3: [1], 4: [2, 3]},
-                   {1: [10, 20, 20], 2: [5, 20], 3: [15], 4: [30, 1]})
+    data = Dataset(
+        "toy", ITEMS, {1: [1, 2, 3], 2: [4, 5], 3: [1], 4: [2, 3]}, {1: [10, 20, 20], 2: [5, 20], 3: [15], 4: [30, 1]}
+    )
     order = [(user, pos) for user, pos, _, _ in replay_order(data)]
     # user 4's second event has an earlier timestamp than its first: it still comes after it
     assert order == [(2, 0), (1, 0), (3, 0), (1, 1), (1, 2), (2, 1), (4, 0), (4, 1)]
@@ -45,8 +47,14 @@ def test_order_follows_time_but_never_reorders_a_user() -> None:
 
 def test_without_timestamps_users_are_interleaved_by_position() -> None:
     data = Dataset("toy", ITEMS, {1: [1, 2, 3], 2: [4], 3: [5, 1]})
-    assert [(u, p, ts) for u, p, _, ts in replay_order(data)] == \
-        [(1, 0, 0), (2, 0, 0), (3, 0, 0), (1, 1, 1), (3, 1, 1), (1, 2, 2)]
+    assert [(u, p, ts) for u, p, _, ts in replay_order(data)] == [
+        (1, 0, 0),
+        (2, 0, 0),
+        (3, 0, 0),
+        (1, 1, 1),
+        (3, 1, 1),
+        (1, 2, 2),
+    ]
     events = list(replay_events(data, limit=4))
     assert [e.event_id for e in events] == ["toy:1:0", "toy:2:0", "toy:3:0", "toy:1:1"]
     assert events[0].event_id == event_id("toy", 1, 0)  # the bulk SQL load's id: idempotent
@@ -59,7 +67,7 @@ def test_ml100k_is_replayed_in_global_time_order() -> None:
     data = load_dataset("ml-100k", [SHARED])
     rows = list(replay_order(data))
     assert len(rows) == data.num_interactions == 100_000
-    assert all(a[3] <= b[3] for a, b in zip(rows, rows[1:]))  # timestamps sorted per user too
+    assert all(a[3] <= b[3] for a, b in itertools.pairwise(rows))  # timestamps sorted per user too
     last_pos: dict[int, int] = {}
     for user, pos, item, _ in rows:
         assert last_pos.get(user, -1) == pos - 1 and data.sequences[user][pos] == item

@@ -17,14 +17,33 @@ from core.data.errors import DataFormatError, parse_int
 from core.data.formats.text import read_lines, split_title_year
 
 ENCODING = "iso-8859-1"
-ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                 "Romance", "Sci-Fi", "Thriller", "War", "Western")
+ML100K_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 def looks_like(folder: Path) -> bool:
     return ((folder / "ratings.dat").is_file() and (folder / "movies.dat").is_file()) or (
-        (folder / "u.data").is_file() and (folder / "u.item").is_file())
+        (folder / "u.data").is_file() and (folder / "u.item").is_file()
+    )
 
 
 def _read_ml1m_movies(path: Path) -> dict[str, Item]:
@@ -45,7 +64,7 @@ def _read_ml100k_movies(path: Path) -> dict[str, Item]:
         if len(fields) != 5 + len(ML100K_GENRES):
             raise DataFormatError(path, f"expected {5 + len(ML100K_GENRES)} '|'-separated fields", line)
         title, year = split_title_year(fields[1])
-        genres = tuple(g for g, flag in zip(ML100K_GENRES, fields[5:]) if flag.strip() == "1")
+        genres = tuple(g for g, flag in zip(ML100K_GENRES, fields[5:], strict=False) if flag.strip() == "1")
         items[fields[0]] = Item(0, title, year, genres)
     return items
 
@@ -78,5 +97,4 @@ def load(folder: Path, name: str | None = None) -> Dataset:
         sequences, timestamps = _read_ratings(folder / "u.data", "\t", items)
     else:
         raise DataFormatError(folder, "expected ratings.dat/movies.dat or u.data/u.item")
-    return Dataset.reindexed(name or folder.name, items, sequences, timestamps,
-                             meta={"format": "grouplens"})
+    return Dataset.reindexed(name or folder.name, items, sequences, timestamps, meta={"format": "grouplens"})

@@ -37,7 +37,7 @@ def _header(path: Path) -> list[str] | None:
 
 def looks_like(folder: Path) -> bool:
     header = _header(folder / ITEMS) if (folder / ITEMS).is_file() else None
-    return (folder / SEQUENCES).is_file() and bool(header) and header[0].strip() == "item_id"
+    return (folder / SEQUENCES).is_file() and header is not None and bool(header) and header[0].strip() == "item_id"
 
 
 def is_id_column(name: str) -> bool:
@@ -49,8 +49,9 @@ def text_columns_of(header: Sequence[str], wanted: Sequence[str] | None, path: P
     if wanted is not None:
         missing = [name for name in wanted if name not in header]
         if missing:
-            raise DataFormatError(path, f"text column(s) {', '.join(missing)} not in the header "
-                                        f"({','.join(header)})", 1)
+            raise DataFormatError(
+                path, f"text column(s) {', '.join(missing)} not in the header ({','.join(header)})", 1
+            )
         columns = [name for name in wanted if name != "item_id"]
     else:
         columns = [name for name in header if not is_id_column(name)]
@@ -84,8 +85,9 @@ def read_items(path: Path, text_columns: Sequence[str] | None = None) -> dict[in
                     raise DataFormatError(path, f"duplicate item id {item_id}", line)
                 texts = [(name, html.unescape(row[where[name]]).strip()) for name in columns]
                 title = texts[0][1] if texts else ""
-                items[item_id] = Item(item_id, title, source_id=row[where[source]] if source else None,
-                                      fields=tuple(texts[1:]))
+                items[item_id] = Item(
+                    item_id, title, source_id=row[where[source]] if source else None, fields=tuple(texts[1:])
+                )
     except UnicodeDecodeError as exc:
         raise DataFormatError(path, f"not valid UTF-8 text ({exc.reason})") from None
     except csv.Error as exc:
@@ -99,7 +101,10 @@ def load(folder: Path, name: str | None = None, text_columns: Sequence[str] | No
     items = read_items(folder / ITEMS, text_columns)
     missing = sorted(set(range(1, len(items) + 1)) - set(items))
     if missing:
-        raise DataFormatError(folder / ITEMS, f"item ids must be 1..{len(items)} without gaps; missing "
-                                              f"{', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}")
+        raise DataFormatError(
+            folder / ITEMS,
+            f"item ids must be 1..{len(items)} without gaps; missing "
+            f"{', '.join(map(str, missing[:5]))}{' ...' if len(missing) > 5 else ''}",
+        )
     sequences = read_sequences(folder / SEQUENCES, items)
     return Dataset(name or folder.name, items, sequences, meta={"format": "item-table"})

@@ -89,5 +89,4 @@ def load(folder: Path, name: str | None = None) -> Dataset:
         raise DataFormatError(folder, "expected a .inter and a .item file")
     items = read_items(item)
     sequences, timestamps = read_interactions(inter, items)
-    return Dataset.reindexed(name or folder.name, items, sequences, timestamps,
-                             meta={"format": "recbole"})
+    return Dataset.reindexed(name or folder.name, items, sequences, timestamps, meta={"format": "recbole"})

@@ -30,8 +30,12 @@ def read_items(path: Path) -> dict[int, Item]:
         rows = csv.reader(handle)
         header = next(rows, None)
         if header != COLUMNS:
-            raise DataFormatError(path, f"expected the header {','.join(COLUMNS)} (ML-1M) or one starting "
-                                        f"with item_id (any text columns), got {header}", 1)
+            raise DataFormatError(
+                path,
+                f"expected the header {','.join(COLUMNS)} (ML-1M) or one starting "
+                f"with item_id (any text columns), got {header}",
+                1,
+            )
         for row in rows:
             line = rows.line_num
             if not row:

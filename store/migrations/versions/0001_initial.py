@@ -49,15 +49,20 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("kind IN ('teacher', 'student')", name="ck_model_versions_kind"),
-        sa.CheckConstraint("status IN ('candidate', 'active', 'retired', 'rejected')",
-                           name="ck_model_versions_status"),
-        sa.ForeignKeyConstraint(["parent_id"], ["model_versions.id"],
-                                name="fk_model_versions_parent_id_model_versions"),
+        sa.CheckConstraint("status IN ('candidate', 'active', 'retired', 'rejected')", name="ck_model_versions_status"),
+        sa.ForeignKeyConstraint(
+            ["parent_id"], ["model_versions.id"], name="fk_model_versions_parent_id_model_versions"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_model_versions"),
     )
-    op.create_index("uq_model_versions_one_active", "model_versions", ["kind"], unique=True,
-                    sqlite_where=sa.text("status = 'active'"),
-                    postgresql_where=sa.text("status = 'active'"))
+    op.create_index(
+        "uq_model_versions_one_active",
+        "model_versions",
+        ["kind"],
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    )
     op.create_table(
         "events",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
@@ -77,8 +82,7 @@ def upgrade() -> None:
         sa.Column("items", sa.JSON(), nullable=False),
         sa.Column("timestamps", sa.JSON(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
-        sa.ForeignKeyConstraint(["user_id"], ["users.user_id"],
-                                name="fk_user_sequences_user_id_users"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.user_id"], name="fk_user_sequences_user_id_users"),
         sa.PrimaryKeyConstraint("user_id", name="pk_user_sequences"),
     )
     op.create_table(
@@ -91,12 +95,12 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("event_id", sa.String(64), nullable=True),
         sa.Column("event_ts", sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(["model_version_id"], ["model_versions.id"],
-                                name="fk_recommendations_model_version_id_model_versions"),
+        sa.ForeignKeyConstraint(
+            ["model_version_id"], ["model_versions.id"], name="fk_recommendations_model_version_id_model_versions"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_recommendations"),
     )
-    op.create_index("ix_recommendations_user_id_created_at", "recommendations",
-                    ["user_id", "created_at"])
+    op.create_index("ix_recommendations_user_id_created_at", "recommendations", ["user_id", "created_at"])
 
 
 def downgrade() -> None:

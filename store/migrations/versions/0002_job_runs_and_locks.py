@@ -35,16 +35,19 @@ def upgrade() -> None:
         sa.Column("details", sa.JSON(), nullable=False),
         sa.Column("started_at", TS, nullable=False),
         sa.Column("finished_at", TS, nullable=True),
-        sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'skipped')",
-                           name="ck_job_runs_status"),
-        sa.CheckConstraint("decision IS NULL OR decision IN ('promoted', 'rejected', 'failed')",
-                           name="ck_job_runs_decision"),
-        sa.ForeignKeyConstraint(["candidate_teacher_id"], ["model_versions.id"],
-                                name="fk_job_runs_candidate_teacher_id_model_versions"),
-        sa.ForeignKeyConstraint(["candidate_student_id"], ["model_versions.id"],
-                                name="fk_job_runs_candidate_student_id_model_versions"),
-        sa.ForeignKeyConstraint(["active_student_id"], ["model_versions.id"],
-                                name="fk_job_runs_active_student_id_model_versions"),
+        sa.CheckConstraint("status IN ('running', 'succeeded', 'failed', 'skipped')", name="ck_job_runs_status"),
+        sa.CheckConstraint(
+            "decision IS NULL OR decision IN ('promoted', 'rejected', 'failed')", name="ck_job_runs_decision"
+        ),
+        sa.ForeignKeyConstraint(
+            ["candidate_teacher_id"], ["model_versions.id"], name="fk_job_runs_candidate_teacher_id_model_versions"
+        ),
+        sa.ForeignKeyConstraint(
+            ["candidate_student_id"], ["model_versions.id"], name="fk_job_runs_candidate_student_id_model_versions"
+        ),
+        sa.ForeignKeyConstraint(
+            ["active_student_id"], ["model_versions.id"], name="fk_job_runs_active_student_id_model_versions"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_job_runs"),
     )
     op.create_index("ix_job_runs_job_started_at", "job_runs", ["job", "started_at"])

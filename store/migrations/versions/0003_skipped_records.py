@@ -28,8 +28,7 @@ def upgrade() -> None:
         sa.Column("skipped_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_skipped_records"),
     )
-    op.create_index("ix_skipped_records_topic", "skipped_records", ["topic", "partition", "first_offset"],
-                    unique=True)
+    op.create_index("ix_skipped_records_topic", "skipped_records", ["topic", "partition", "first_offset"], unique=True)
 
 
 def downgrade() -> None:

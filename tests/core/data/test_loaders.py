@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from core.data.catalog import DatasetNotFound, load_dataset, load_folder
-from core.data.errors import DataFormatError
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
@@ -56,7 +55,7 @@ def test_missing_dataset_names_where_it_looked(tmp_path):
     with pytest.raises(DatasetNotFound, match="kdrec data fetch ml-1m"):
         load_dataset("ml-1m", [tmp_path])
     # A dataset that cannot be downloaded is not offered a download.
-    with pytest.raises(DatasetNotFound, match="no-such-set.*only ml-100k and ml-1m can be downloaded") as info:
+    with pytest.raises(DatasetNotFound, match=r"no-such-set.*only ml-100k and ml-1m can be downloaded") as info:
         load_dataset("no-such-set", [tmp_path])
     assert "kdrec data fetch" not in str(info.value)
 

@@ -10,6 +10,7 @@ import pytest
 from core.data.catalog import load_folder
 from core.data.errors import DataFormatError
 
+
 @pytest.fixture
 def copy(tmp_path: Path, fixtures_dir: Path):
     """A writable copy of one tiny dataset folder."""

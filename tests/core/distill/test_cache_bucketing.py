@@ -23,9 +23,11 @@ STRIDE = 2
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SequenceModel]:
     torch.manual_seed(0)
-    return {"lm": make_model("teacher", tmp_path_factory.mktemp("text-encodings")).eval(),
-            # shorter than the windows: its states come from overlapping passes
-            "short": Student(student_config(max_len=5), ITEMS).eval()}
+    return {
+        "lm": make_model("teacher", tmp_path_factory.mktemp("text-encodings")).eval(),
+        # shorter than the windows: its states come from overlapping passes
+        "short": Student(student_config(max_len=5), ITEMS).eval(),
+    }
 
 
 def test_teacher_states_do_not_depend_on_left_padding(teachers: dict[str, SequenceModel]) -> None:
@@ -34,11 +36,12 @@ def test_teacher_states_do_not_depend_on_left_padding(teachers: dict[str, Sequen
     x = torch.as_tensor(inputs)
     wider = torch.cat([torch.zeros((len(x), 7), dtype=torch.long), x], dim=1)
     full = teacher_states(teacher, x, STRIDE)
-    torch.testing.assert_close(teacher_states(teacher, wider, STRIDE)[:, 7:][x != PAD], full[x != PAD],
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        teacher_states(teacher, wider, STRIDE)[:, 7:][x != PAD], full[x != PAD], atol=1e-5, rtol=1e-4
+    )
     for row in range(len(x)):
         n = int((x[row] != PAD).sum())
-        alone = teacher_states(teacher, x[row:row + 1, -n:], STRIDE)
+        alone = teacher_states(teacher, x[row : row + 1, -n:], STRIDE)
         torch.testing.assert_close(alone[0], full[row, -n:], atol=1e-5, rtol=1e-4)
 
 
@@ -47,16 +50,15 @@ def test_cached_top_k_equal_the_full_width_scores(teachers: dict[str, SequenceMo
     teacher = teachers[name]
     inputs, targets = causal_windows(SEQUENCES, MAX_LEN, mode="all")
     temperatures = (1.0, 2.0)
-    cache = build_teacher_cache(teacher, inputs, targets, 5, temperatures, stride=STRIDE, batch_size=3,
-                                progress=False)
+    cache = build_teacher_cache(teacher, inputs, targets, 5, temperatures, stride=STRIDE, batch_size=3, progress=False)
     assert len(set((inputs != PAD).sum(axis=1).tolist())) > 3  # batches of several widths
     with torch.no_grad():
         for row in range(len(inputs)):
             # the unbucketed reference: this window alone, at full width
-            states = teacher_states(teacher, torch.as_tensor(inputs[row:row + 1]), STRIDE)[0]
+            states = teacher_states(teacher, torch.as_tensor(inputs[row : row + 1]), STRIDE)[0]
             lo, hi = int(cache.offsets[row]), int(cache.offsets[row + 1])
             assert hi - lo == int((targets[row] != PAD).sum())
-            scores = teacher.logits(states[MAX_LEN - (hi - lo):])
+            scores = teacher.logits(states[MAX_LEN - (hi - lo) :])
             top = scores.topk(5, dim=-1)
             assert torch.equal(cache.indices[lo:hi].long(), top.indices), row
             torch.testing.assert_close(cache.logits[lo:hi].float(), top.values, atol=2e-3, rtol=2e-3)

@@ -43,8 +43,9 @@ def test_teacher_and_distilled_student_beat_popularity(tmp_path: Path) -> None:
     seed_everything(0)
     teacher = build_teacher(TeacherConfig(num_layers=1, max_len=20), data.item_texts(), tmp_path)
     config = TrainConfig(epochs=3, batch_size=32, lr=1e-3, warmup_steps=10, patience=2, device="cpu")
-    fit(teacher, training_batches(teacher, folds.train.values(), 32, 0, mode="all"), folds.valid, config,
-        progress=False)
+    fit(
+        teacher, training_batches(teacher, folds.train.values(), 32, 0, mode="all"), folds.valid, config, progress=False
+    )
     teacher_ndcg = evaluate(ModelScorer(teacher), folds.test)["NDCG@10"]
 
     inputs, targets = causal_windows(folds.train.values(), 50)
@@ -53,8 +54,14 @@ def test_teacher_and_distilled_student_beat_popularity(tmp_path: Path) -> None:
     student = Student(StudentConfig(hidden=32, num_layers=2, num_heads=2, max_len=50, dropout=0.2), data.num_items)
     objective = DistillObjective(student, DistillConfig(alpha=0.5, temperature=2.0, top_k=50))
     student_config = config.model_copy(update={"epochs": 25, "batch_size": 16, "lr": 5e-3, "patience": 5})
-    fit(student, BatchSource(inputs, targets, 16, 0, cache), folds.valid, student_config, objective=objective,
-        progress=False)
+    fit(
+        student,
+        BatchSource(inputs, targets, 16, 0, cache),
+        folds.valid,
+        student_config,
+        objective=objective,
+        progress=False,
+    )
     student_ndcg = evaluate(ModelScorer(student), folds.test)["NDCG@10"]
 
     assert teacher_ndcg > popularity, (teacher_ndcg, popularity)

@@ -91,15 +91,16 @@ def test_hidden_alignment_trains_a_projection() -> None:
     cache = build_teacher_cache(teacher, inputs, targets, 8, (1.0,), keep_hidden=True, progress=False)
     batch = next(BatchSource(inputs, targets, 64, seed=0, teacher=cache).epoch(1))
     plain = DistillObjective(student, DistillConfig(alpha=0.5, temperature=1.0, top_k=8))
-    aligned = DistillObjective(student, DistillConfig(alpha=0.5, temperature=1.0, top_k=8, hidden_weight=1.0),
-                               teacher_hidden=32)
+    aligned = DistillObjective(
+        student, DistillConfig(alpha=0.5, temperature=1.0, top_k=8, hidden_weight=1.0), teacher_hidden=32
+    )
     loss = aligned(batch)
     assert loss > plain(batch)
     loss.backward()
     assert aligned.projection is not None and aligned.projection.weight.grad is not None
 
 
-def test_cache_rows_are_the_teachers_scores_at_the_right_positions(tmp_path) -> None:  # noqa: ANN001
+def test_cache_rows_are_the_teachers_scores_at_the_right_positions(tmp_path) -> None:
     torch.manual_seed(0)
     teacher = Student(student_config(max_len=5), ITEMS).eval()
     inputs, targets = causal_windows(tiny_sequences(5).values(), 12)
@@ -123,7 +124,7 @@ def test_teacher_states_on_windows_longer_than_the_teacher_input() -> None:
     states = teacher_states(teacher, x, stride=3)
     for i in range(15):
         # Each state is the teacher's encoding of a suffix of 3..6 items ending at position i.
-        contexts = [teacher.encode(x[:, max(0, i + 1 - c):i + 1]) for c in range(3, 7)]
+        contexts = [teacher.encode(x[:, max(0, i + 1 - c) : i + 1]) for c in range(3, 7)]
         assert any(torch.allclose(states[:, i], c, atol=1e-5) for c in contexts), i
 
 
@@ -139,6 +140,6 @@ def test_cache_targets_for_a_subset_of_windows_with_only_their_last_positions() 
         n = end - start
         assert n == min(3, int((targets[row] != 0).sum()))
         assert got.present[b].tolist() == [False] * (12 - n) + [True] * n
-        assert torch.equal(got.indices[b, 12 - n:], cache.indices[start:end].long())
-        assert torch.equal(got.logits[b, 12 - n:], cache.logits[start:end].float())
-        assert torch.equal(got.log_norm[b, 12 - n:], cache.log_norms[start:end, 0])
+        assert torch.equal(got.indices[b, 12 - n :], cache.indices[start:end].long())
+        assert torch.equal(got.logits[b, 12 - n :], cache.logits[start:end].float())
+        assert torch.equal(got.log_norm[b, 12 - n :], cache.log_norms[start:end, 0])

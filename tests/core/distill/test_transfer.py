@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -45,7 +43,8 @@ def test_the_student_starts_from_the_projected_teacher_table(teacher) -> None:
     assert float(after[1:].norm(dim=1).mean()) == pytest.approx(norm, rel=1e-5)
     # Items the teacher sees as alike stay alike for the student.
     teacher_sim = torch.nn.functional.cosine_similarity(
-        teacher.item_embeddings()[1:, None], teacher.item_embeddings()[None, 1:], dim=-1)
+        teacher.item_embeddings()[1:, None], teacher.item_embeddings()[None, 1:], dim=-1
+    )
     student_sim = torch.nn.functional.cosine_similarity(after[1:, None], after[None, 1:], dim=-1)
     assert torch.corrcoef(torch.stack([teacher_sim.flatten(), student_sim.flatten()]))[0, 1] > 0.5
     # Same contract and size: it is still a plain student.

@@ -40,8 +40,7 @@ class NextItem:
 
 def test_ranks_come_back_in_the_evaluation_order() -> None:
     data = _eval_set()  # every target is the item after the last one (rank 0)...
-    changed = next(i for i, seq in enumerate(data.inputs) if len(seq) > 5 and seq[-1] % ITEMS + 1 != 1
-                   and 1 not in seq)
+    changed = next(i for i, seq in enumerate(data.inputs) if len(seq) > 5 and seq[-1] % ITEMS + 1 != 1 and 1 not in seq)
     data.targets[changed] = 1  # ...but this user's, the second best
     scorer = NextItem()
     ranks = rank_targets(scorer, data, batch_size=8)
@@ -64,11 +63,12 @@ def test_metrics_equal_those_of_full_length_padding(models: dict[str, SequenceMo
     reference = []
     with torch.no_grad():  # unbucketed: evaluation order, every history padded to the full input length
         for start in range(0, len(data), 8):
-            inputs = data.inputs[start:start + 8]
+            inputs = data.inputs[start : start + 8]
             scores = model.score(left_pad(inputs, model.history_len, width=model.history_len))
-            targets = torch.as_tensor(data.targets[start:start + 8])
+            targets = torch.as_tensor(data.targets[start : start + 8])
             reference.append(target_ranks(scores, targets, pad_sequences(inputs)))
     assert ranks.tolist() == torch.cat(reference).tolist()
     assert evaluate(ModelScorer(model), data, batch_size=8) == pytest.approx(
-        {**metrics_from_ranks(torch.cat(reference)), "users": float(len(data))})
+        {**metrics_from_ranks(torch.cat(reference)), "users": float(len(data))}
+    )
     assert max(len(seq) for seq in data.inputs) > MAX_LEN  # some histories are truncated too

@@ -11,8 +11,9 @@ from core.index import SearchResult
 TIE = 1e-4  # scores closer than this may be ordered either way by float32 arithmetic
 
 
-def brute_force(queries: np.ndarray, embeddings: np.ndarray, k: int,
-                exclude: Sequence[Collection[int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def brute_force(
+    queries: np.ndarray, embeddings: np.ndarray, k: int, exclude: Sequence[Collection[int]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k item ids (1..n) and float64 scores of ``queries @ embeddings[1:].T``, seen removed."""
     scores = queries.astype(np.float64) @ embeddings.astype(np.float64).T
     scores[:, 0] = -np.inf
@@ -23,8 +24,9 @@ def brute_force(queries: np.ndarray, embeddings: np.ndarray, k: int,
     return order, np.take_along_axis(scores, order, axis=1)
 
 
-def assert_same_top_k(result: SearchResult, ref_ids: np.ndarray, ref_scores: np.ndarray,
-                      queries: np.ndarray, embeddings: np.ndarray) -> None:
+def assert_same_top_k(
+    result: SearchResult, ref_ids: np.ndarray, ref_scores: np.ndarray, queries: np.ndarray, embeddings: np.ndarray
+) -> None:
     """FAISS returned brute force's top-k: same ids in the same order (only items whose true
     scores are within TIE of each other may swap), and each returned score is the id's score."""
     assert result.ids.shape == ref_ids.shape

@@ -24,8 +24,10 @@ def flat(embeddings: np.ndarray) -> ItemIndex:
 
 
 def seen_sets(rng: np.random.Generator, rows: int, largest: int) -> list[set[int]]:
-    sets = [set(rng.choice(np.arange(1, NUM_ITEMS + 1), size=rng.integers(0, largest + 1),
-                           replace=False).tolist()) for _ in range(rows)]
+    sets = [
+        set(rng.choice(np.arange(1, NUM_ITEMS + 1), size=rng.integers(0, largest + 1), replace=False).tolist())
+        for _ in range(rows)
+    ]
     sets[0] = set()
     sets[1] |= {0, NUM_ITEMS + 7, -3}  # padding and unknown ids are ignored
     return sets
@@ -41,8 +43,7 @@ def test_flat_equals_brute_force(flat: ItemIndex, embeddings: np.ndarray, batch:
 
 @pytest.mark.parametrize("strategy", ["auto", "masked", "overfetch", "selector"])
 @pytest.mark.parametrize("largest", [20, 300])
-def test_flat_excludes_seen_exactly(flat: ItemIndex, embeddings: np.ndarray, strategy: str,
-                                    largest: int) -> None:
+def test_flat_excludes_seen_exactly(flat: ItemIndex, embeddings: np.ndarray, strategy: str, largest: int) -> None:
     rng = np.random.default_rng(largest)
     queries = rng.standard_normal((30, DIM)).astype(np.float32)
     # seen sets biased towards each query's best items, so exclusion changes the answer
@@ -78,10 +79,12 @@ def test_hnsw_recall_with_and_without_exclusion(embeddings: np.ndarray) -> None:
     for exclude in (None, seen):
         result = index.search(queries, 10, exclude)
         ref_ids, _ = brute_force(queries, embeddings, 10, exclude)
-        recall = np.mean([len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(result.ids, ref_ids)])
+        recall = np.mean(
+            [len(set(a.tolist()) & set(b.tolist())) / 10 for a, b in zip(result.ids, ref_ids, strict=True)]
+        )
         assert recall >= 0.9, recall
         if exclude is not None:
-            assert all(not s & set(r.tolist()) for s, r in zip(seen, result.ids))
+            assert all(not s & set(r.tolist()) for s, r in zip(seen, result.ids, strict=False))
 
 
 def test_rejects_bad_shapes(flat: ItemIndex) -> None:
@@ -93,8 +96,9 @@ def test_rejects_bad_shapes(flat: ItemIndex) -> None:
         ItemIndex.build(np.zeros((3, 4), dtype=np.float32), "ivf")  # type: ignore[arg-type]
 
 
-def test_masked_search_in_chunks_equals_brute_force(flat: ItemIndex, embeddings: np.ndarray,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_masked_search_in_chunks_equals_brute_force(
+    flat: ItemIndex, embeddings: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A batch scored a few queries at a time (the bound for large catalogues) gives the same
     answer, exclusions included."""
     monkeypatch.setattr("core.index.item_index.MASKED_SCORES", 4 * NUM_ITEMS)  # 4 queries per chunk

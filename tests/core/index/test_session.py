@@ -60,9 +60,8 @@ def test_recommendations_equal_brute_force_and_exclude_history() -> None:
         vectors = encoder.encode(left_pad([[i for i in h if 1 <= i <= NUM_ITEMS] for h in histories], 6))
     np.testing.assert_allclose(recommender.vectors(histories), vectors.numpy(), rtol=1e-6, atol=1e-6)
     queries = vectors.numpy()
-    assert_same_top_k(result, *brute_force(queries, embeddings, 10, [set(h) for h in histories]),
-                      queries, embeddings)
-    for history, row in zip(histories, result.rows()):
+    assert_same_top_k(result, *brute_force(queries, embeddings, 10, [set(h) for h in histories]), queries, embeddings)
+    for history, row in zip(histories, result.rows(), strict=False):
         assert len(row) == 10 and not set(history) & {item for item, _ in row}
     assert np.isfinite(result.scores[2]).all()  # an empty history still gets recommendations
 

@@ -29,11 +29,14 @@ def student_config(**overrides: object) -> StudentConfig:
 
 
 def teacher_config(kind: str = "teacher", **overrides: object) -> TeacherConfig:
-    base: dict[str, object] = {"num_layers": 1, "max_len": MAX_LEN, "dropout": 0.1,
-                               "objective": "cloze" if kind == "teacher-cloze" else "causal",
-                               "pretrained": kind != "teacher-random",
-                               "items": kind.removeprefix("teacher-") if kind in ("teacher-text+id", "teacher-text")
-                               else "free"}
+    base: dict[str, object] = {
+        "num_layers": 1,
+        "max_len": MAX_LEN,
+        "dropout": 0.1,
+        "objective": "cloze" if kind == "teacher-cloze" else "causal",
+        "pretrained": kind != "teacher-random",
+        "items": kind.removeprefix("teacher-") if kind in ("teacher-text+id", "teacher-text") else "free",
+    }
     return TeacherConfig(**{**base, **overrides})
 
 

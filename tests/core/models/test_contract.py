@@ -57,7 +57,7 @@ class TestContract:
 
     def test_extra_left_padding_does_not_change_the_encoding(self, model: SequenceModel) -> None:
         x = batch(model)
-        padded = torch.cat([torch.zeros((3, 4), dtype=torch.long), x], dim=1)[:, -model.max_len:]
+        padded = torch.cat([torch.zeros((3, 4), dtype=torch.long), x], dim=1)[:, -model.max_len :]
         torch.testing.assert_close(model.encode(padded), model.encode(x), atol=ATOL, rtol=0)
         alone = model.encode(model.prepare([HISTORIES[0]]))
         torch.testing.assert_close(alone[0], model.encode(x)[0], atol=ATOL, rtol=0)
@@ -65,8 +65,7 @@ class TestContract:
     def test_history_beyond_the_input_length_is_dropped(self, model: SequenceModel) -> None:
         scorer = ModelScorer(model)
         long = [(i % ITEMS) + 1 for i in range(3 * MAX_LEN)]
-        torch.testing.assert_close(scorer.score([long]), scorer.score([long[-model.history_len:]]),
-                                   atol=ATOL, rtol=0)
+        torch.testing.assert_close(scorer.score([long]), scorer.score([long[-model.history_len :]]), atol=ATOL, rtol=0)
 
     def test_no_leak_from_future_positions(self, model: SequenceModel) -> None:
         if model.objective != "causal":

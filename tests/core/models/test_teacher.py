@@ -37,10 +37,12 @@ def test_pretrained_teacher_starts_from_the_language_model(text_cache: Path) -> 
     teacher = build_teacher(teacher_config(num_layers=2), item_texts(), text_cache)
     lm = AutoModel.from_pretrained(str(default_checkpoint()))
     assert len(teacher.layers) == 2
-    for mine, theirs in zip(teacher.layers, lm.encoder.layer):
-        for (name, a), (_, b) in zip(mine.state_dict().items(), theirs.state_dict().items()):
+    for mine, theirs in zip(teacher.layers, lm.encoder.layer, strict=False):
+        for (name, a), (_, b) in zip(mine.state_dict().items(), theirs.state_dict().items(), strict=False):
             assert torch.equal(a, b), name
-    expected = lm.embeddings.position_embeddings.weight[:teacher.max_len] + lm.embeddings.token_type_embeddings.weight[0]
+    expected = (
+        lm.embeddings.position_embeddings.weight[: teacher.max_len] + lm.embeddings.token_type_embeddings.weight[0]
+    )
     assert torch.allclose(teacher.position_embedding.weight, expected)
     # Item rows point where the LM's (centred) text encodings point.
     encodings = encode_texts(default_checkpoint(), item_texts(), text_cache)

@@ -48,8 +48,9 @@ def test_a_bucketed_epoch_covers_every_window_exactly_once() -> None:
     assert [r.tolist() for r in source.batch_rows(1)] != [r.tolist() for r in source.batch_rows(2)]
     # Unbucketed: the random batches of earlier versions, unchanged.
     order = np.random.default_rng([3, 1]).permutation(len(inputs))
-    assert [r.tolist() for r in source.batch_rows(1, by_length=False)] == \
-        [order[i:i + 4].tolist() for i in range(0, len(order), 4)]
+    assert [r.tolist() for r in source.batch_rows(1, by_length=False)] == [
+        order[i : i + 4].tolist() for i in range(0, len(order), 4)
+    ]
 
 
 def test_buckets_sort_within_chunks_and_shuffle_the_batch_order() -> None:
@@ -78,6 +79,7 @@ def test_bucketing_removes_most_of_the_padding() -> None:
 def _full_width(batch: TrainBatch, width: int) -> TrainBatch:
     def pad(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x.new_zeros((x.shape[0], width - x.shape[1])), x], dim=1)
+
     return TrainBatch(pad(batch.inputs), None if batch.targets is None else pad(batch.targets))
 
 
@@ -91,7 +93,7 @@ def test_trimmed_batches_give_the_states_of_full_length_padding(models: dict[str
             full = _full_width(batch, model.max_len).inputs
             widths.append(batch.inputs.shape[1])
             trimmed_states = model.hidden_states(batch.inputs)
-            full_states = model.hidden_states(full)[:, -batch.inputs.shape[1]:]
+            full_states = model.hidden_states(full)[:, -batch.inputs.shape[1] :]
             real = batch.inputs != PAD
             torch.testing.assert_close(trimmed_states[real], full_states[real], atol=1e-5, rtol=1e-4)
     assert min(widths) < model.max_len  # some batches were trimmed

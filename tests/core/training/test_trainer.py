@@ -34,7 +34,7 @@ def test_a_student_learns_the_pattern_and_reports_a_history() -> None:
     curve = history.curve()
     assert len(curve) == 30 and max(v for _, v in curve) > 0.6  # next = item + 1 is learnable
     assert history.best_metric == max(v for _, v in curve)
-    assert all(a.elapsed_s <= b.elapsed_s for a, b in zip(history.epochs, history.epochs[1:]))
+    assert all(a.elapsed_s <= b.elapsed_s for a, b in zip(history.epochs, history.epochs[1:], strict=False))
 
 
 def test_early_stopping_restores_the_best_epoch() -> None:
@@ -51,8 +51,9 @@ def test_time_budget_stops_training(clock: str) -> None:
     train, valid = _data()
     model = Student(student_config(), ITEMS)
     config = TrainConfig(epochs=1000, batch_size=8, max_minutes=1e-6, device="cpu")
-    history = fit(model, training_batches(model, train.values(), 8, 0), valid, config, progress=False,
-                  budget_clock=clock)
+    history = fit(
+        model, training_batches(model, train.values(), 8, 0), valid, config, progress=False, budget_clock=clock
+    )
     assert history.stopped == "budget" and len(history.epochs) == 1 and history.epochs[0].metrics
     with pytest.raises(ValueError, match="budget_clock"):
         fit(model, training_batches(model, train.values(), 8, 0), valid, config, budget_clock="sundial")
@@ -64,7 +65,8 @@ def test_fit_follows_the_bucketing_and_cpu_autocast_settings() -> None:
     model = Student(student_config(), ITEMS)
     dtypes: list[torch.dtype] = []
     next(m for m in model.modules() if isinstance(m, torch.nn.Linear)).register_forward_hook(
-        lambda module, args, out: dtypes.append(out.dtype))
+        lambda module, args, out: dtypes.append(out.dtype)
+    )
     calls: list[bool] = []
 
     class Recording(BatchSource):

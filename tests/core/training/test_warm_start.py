@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.data.split import leave_one_out
 from core.data.dataset import Dataset, Item
+from core.data.split import leave_one_out
 from core.models.teacher import LMTeacher, build_teacher
 from core.settings import TrainConfig
 from core.text import encode_texts, resolve_checkpoint
@@ -43,10 +43,10 @@ def test_new_items_start_from_their_text_and_old_items_score_as_before(text_cach
     # New rows: the LM encoding of the new texts, centred over the grown catalogue, on the learned scale.
     encodings = encode_texts(resolve_checkpoint(None), item_texts(GROWN), text_cache)
     centred = encodings - encodings.mean(0)
-    cosine = torch.nn.functional.cosine_similarity(table[ITEMS + 1:], centred[ITEMS:], dim=1)
+    cosine = torch.nn.functional.cosine_similarity(table[ITEMS + 1 :], centred[ITEMS:], dim=1)
     assert torch.allclose(cosine, torch.ones(GROWN - ITEMS), atol=1e-5)
     scale = learned[1:].norm(dim=1).mean() / centred.norm(dim=1).mean()
-    assert torch.allclose(table[ITEMS + 1:], centred[ITEMS:] * scale, atol=1e-5)
+    assert torch.allclose(table[ITEMS + 1 :], centred[ITEMS:] * scale, atol=1e-5)
     # Everything else is the trained teacher: histories of old items score old items identically.
     histories = grown.prepare([[1, 2, 3], [7, 9], [ITEMS, 1]])
     with torch.no_grad():
@@ -72,7 +72,7 @@ def test_text_rows_are_centred_and_rescaled() -> None:
 def test_refit_start_continues_the_trained_teacher_in_its_own_architecture(text_cache: Path) -> None:
     trained = _trained("teacher", text_cache)
     teacher, how = refit_start(trained, teacher_config("teacher"), item_texts(ITEMS + 1), text_cache)
-    assert how == "warm" and torch.equal(teacher.item_embedding.weight[:ITEMS + 1], trained.item_embedding.weight)
+    assert how == "warm" and torch.equal(teacher.item_embedding.weight[: ITEMS + 1], trained.item_embedding.weight)
     # Settings that ask for another architecture (as the demo's 2-layer teacher meets the 6-layer
     # default) still warm-start it as it is; only dropout and mask rate come from the settings.
     other = teacher_config("teacher", max_len=8, num_layers=None, dropout=0.3)
@@ -99,7 +99,7 @@ def test_a_text_teacher_reads_new_items_as_it_read_the_trained_ones(text_cache: 
     grown = extend_teacher(trained, item_texts(GROWN), text_cache).eval()
     assert torch.equal(grown.text_features[: ITEMS + 1], trained.text_features[: ITEMS + 1])
     assert torch.equal(grown.item_embedding.weight[: ITEMS + 1], trained.item_embedding.weight)
-    assert torch.all(grown.item_embedding.weight[ITEMS + 1:] == 0)
+    assert torch.all(grown.item_embedding.weight[ITEMS + 1 :] == 0)
     # A new item with an old item's text gets that item's text features exactly.
     texts = [*item_texts(), item_texts()[4]]
     same = extend_teacher(trained, texts, text_cache)
@@ -120,5 +120,9 @@ def test_refit_teacher_continues_training(text_cache: Path) -> None:
     assert result.model is start and len(result.history.epochs) == 1 and "NDCG@10" in result.valid
     assert not torch.equal(start.item_embedding.weight, before)
     with pytest.raises(ValueError, match="knows"):
-        refit_teacher(trained, leave_one_out(Dataset("tiny", {**items, ITEMS + 1: Item(ITEMS + 1, "x")},
-                                                     tiny_sequences(4))), config, progress=False)
+        refit_teacher(
+            trained,
+            leave_one_out(Dataset("tiny", {**items, ITEMS + 1: Item(ITEMS + 1, "x")}, tiny_sequences(4))),
+            config,
+            progress=False,
+        )
