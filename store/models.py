@@ -232,12 +232,16 @@ class SkippedRecords(Base):
     transaction of the consumer batch that skipped it (a redelivery writes nothing new)."""
 
     __tablename__ = "skipped_records"
-    __table_args__ = (Index("ix_skipped_records_topic", "topic", "partition", "first_offset", unique=True),)
+    __table_args__ = (
+        Index("ix_skipped_records_topic", "topic", "partition", "first_offset", "fingerprint", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(255))
     partition: Mapped[int] = mapped_column(Integer)
     first_offset: Mapped[int] = mapped_column(BigInteger)
     last_offset: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """CRC-32 of the raw batch (0: unknown): a broker that lost its log reuses offsets."""
     reason: Mapped[str] = mapped_column(Text)
     skipped_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -22,6 +22,7 @@ class Skip:
     last_offset: int
     reason: str
     skipped_at: datetime | None = None
+    fingerprint: int = 0
 
     @property
     def count(self) -> int:
@@ -39,13 +40,14 @@ def record_skips(session: Session, skips: Sequence[Skip]) -> None:
             "partition": s.partition,
             "first_offset": s.first_offset,
             "last_offset": s.last_offset,
+            "fingerprint": s.fingerprint,
             "reason": s.reason,
             "skipped_at": now,
         }
         for s in skips
     ]
     statement = insert(session, table(SkippedRecords)).on_conflict_do_nothing(
-        index_elements=["topic", "partition", "first_offset"]
+        index_elements=["topic", "partition", "first_offset", "fingerprint"]
     )
     session.execute(statement, rows)
 
@@ -53,7 +55,9 @@ def record_skips(session: Session, skips: Sequence[Skip]) -> None:
 def recent_skips(session: Session, limit: int = 50) -> list[Skip]:
     """The newest skips first."""
     rows = session.scalars(select(SkippedRecords).order_by(SkippedRecords.id.desc()).limit(limit))
-    return [Skip(r.topic, r.partition, r.first_offset, r.last_offset, r.reason, r.skipped_at) for r in rows]
+    return [
+        Skip(r.topic, r.partition, r.first_offset, r.last_offset, r.reason, r.skipped_at, r.fingerprint) for r in rows
+    ]
 
 
 def skipped_totals(session: Session) -> tuple[int, int]:

@@ -137,7 +137,7 @@ def apply_batch(
 ) -> Applied:
     """Store the events, the touched users' recommendations and the batches skipped as
     undecodable (``stream.poison``) in one transaction."""
-    skips = [Skip(b.topic, b.partition, b.offset, b.last_offset, b.reason) for b in skipped]
+    skips = [Skip(b.topic, b.partition, b.offset, b.last_offset, b.reason, fingerprint=b.fingerprint) for b in skipped]
     if not valid:
         if skips:
             with sessions.begin() as session:

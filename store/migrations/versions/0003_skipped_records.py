@@ -24,11 +24,17 @@ def upgrade() -> None:
         sa.Column("partition", sa.Integer(), nullable=False),
         sa.Column("first_offset", sa.BigInteger(), nullable=False),
         sa.Column("last_offset", sa.BigInteger(), nullable=False),
+        sa.Column("fingerprint", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("skipped_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_skipped_records"),
     )
-    op.create_index("ix_skipped_records_topic", "skipped_records", ["topic", "partition", "first_offset"], unique=True)
+    op.create_index(
+        "ix_skipped_records_topic",
+        "skipped_records",
+        ["topic", "partition", "first_offset", "fingerprint"],
+        unique=True,
+    )
 
 
 def downgrade() -> None:
