@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 # A plain `torch` requirement would pull a multi-GB CUDA build: install the CPU build first.
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo test browser bench-quality bench-stream clean help
+.PHONY: venv demo test lint browser bench-quality bench-stream clean help
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,8 +25,13 @@ venv: $(STAMP)  ## Create .venv with torch (CPU) and kdrec installed
 demo: venv  ## Run the main job on embedded defaults
 	$(BIN)/kdrec demo
 
-test: venv browser  ## Run the whole test suite
+test: venv browser lint  ## Lint and type-check, then run the whole test suite
 	$(BIN)/python -m pytest
+
+lint: venv  ## ruff (lint + format check) and mypy on the packages
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Headless Chromium for the app's browser test. Never fails the build: installed with apt-get
 # when missing and possible (Debian/Ubuntu, as root), otherwise that one test is skipped.
@@ -43,8 +48,8 @@ browser:  ## Install chromium + chromium-driver for the browser test when missin
 	  echo "chromium/chromedriver not found and apt-get is unavailable or not root: the browser test will be skipped"; \
 	fi
 
-bench-quality: venv  ## Quality benchmark on ML-1M (PROFILE=cpu|full)
-	$(BIN)/python -m bench.quality --profile $(or $(PROFILE),cpu)
+bench-quality: venv  ## Quality benchmark (DATASET=ml-1m|amazon-toys, PROFILE=cpu|full)
+	$(BIN)/python -m bench.quality --profile $(or $(PROFILE),cpu) --dataset $(or $(DATASET),ml-1m)
 
 bench-stream: venv  ## Streaming throughput and latency benchmark
 	$(BIN)/python -m bench.stream

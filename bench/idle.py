@@ -42,13 +42,21 @@ def own_cpu_seconds() -> float:
 
 
 def measure(wait_ms: int | None, seconds: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="kdrec-bench-idle-") as folder, \
-            EmbeddedBroker(KafkaSettings(), port=free_port()) as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="kdrec-bench-idle-") as folder,
+        EmbeddedBroker(KafkaSettings(), port=free_port()) as broker,
+    ):
         engine = create_engine_for(f"sqlite:///{folder}/idle.db")
         upgrade(engine)
         active = ActiveModel(make_sessionmaker(engine, read_only=True), ServeConfig(), check_every=0.0)
-        consumer = StreamConsumer(broker.settings, ServeConfig(), make_sessionmaker(engine), active,
-                                  sequence_length=200, options=ConsumerOptions(fetch_max_wait_ms=wait_ms))
+        consumer = StreamConsumer(
+            broker.settings,
+            ServeConfig(),
+            make_sessionmaker(engine),
+            active,
+            sequence_length=200,
+            options=ConsumerOptions(fetch_max_wait_ms=wait_ms),
+        )
         thread = threading.Thread(target=consumer.run, name="idle-consumer")
         thread.start()
         try:
@@ -69,14 +77,18 @@ def measure(wait_ms: int | None, seconds: float) -> dict[str, float]:
             consumer.stop()
             thread.join(30)
             engine.dispose()
-    return {"consumer_pct": round(consumer_pct, 1), "broker_pct": round(broker_pct, 1),
-            "total_pct": round(consumer_pct + broker_pct, 1)}
+    return {
+        "consumer_pct": round(consumer_pct, 1),
+        "broker_pct": round(broker_pct, 1),
+        "total_pct": round(consumer_pct + broker_pct, 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--wait", type=int, action="append",
-                        help="fetch wait in ms (repeatable; 0: the default adaptive wait)")
+    parser.add_argument(
+        "--wait", type=int, action="append", help="fetch wait in ms (repeatable; 0: the default adaptive wait)"
+    )
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
     waits = args.wait or [0, 5, 100, 500]
@@ -84,11 +96,16 @@ def main() -> None:
     for wait in waits:
         label = f"adaptive ({EMBEDDED_BUSY_MS} busy / {EMBEDDED_IDLE_MS} idle)" if wait == 0 else f"{wait} ms"
         rows.append({"fetch_wait": label, **measure(wait or None, args.seconds)})
-    lines = ["# Idle consumer cost on the embedded broker", "",
-             f"`python -m bench.idle`: one consumer, no traffic, {args.seconds:g} s after joining; CPU as % of "
-             f"one core ({os.cpu_count()} CPUs, 1-min load average {os.getloadavg()[0]:.2f} at the end).", "",
-             "| fetch wait | consumer | broker | total |", "|---|---:|---:|---:|",
-             *(f"| {r['fetch_wait']} | {r['consumer_pct']} | {r['broker_pct']} | {r['total_pct']} |" for r in rows)]
+    lines = [
+        "# Idle consumer cost on the embedded broker",
+        "",
+        f"`python -m bench.idle`: one consumer, no traffic, {args.seconds:g} s after joining; CPU as % of "
+        f"one core ({os.cpu_count()} CPUs, 1-min load average {os.getloadavg()[0]:.2f} at the end).",
+        "",
+        "| fetch wait | consumer | broker | total |",
+        "|---|---:|---:|---:|",
+        *(f"| {r['fetch_wait']} | {r['consumer_pct']} | {r['broker_pct']} | {r['total_pct']} |" for r in rows),
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)

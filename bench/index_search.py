@@ -29,8 +29,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 STRATEGIES = ("masked", "overfetch", "selector")
 
 
-def measure(index: ItemIndex, queries: np.ndarray, seen: list[set[int]], strategy: str, k: int,
-            repeat: int) -> tuple[float, np.ndarray]:
+def measure(
+    index: ItemIndex, queries: np.ndarray, seen: list[set[int]], strategy: str, k: int, repeat: int
+) -> tuple[float, np.ndarray]:
     best, ids = float("inf"), np.empty(0)
     for _ in range(repeat):
         started = time.perf_counter()
@@ -47,8 +48,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     for seen_size in args.seen or [50, 200]:
         for batch in args.batch or [1, 8, 500]:
             queries = rng.standard_normal((batch, args.dim)).astype(np.float32)
-            seen = [set(rng.choice(np.arange(1, args.items + 1), size=seen_size, replace=False).tolist())
-                    for _ in range(batch)]
+            seen = [
+                set(rng.choice(np.arange(1, args.items + 1), size=seen_size, replace=False).tolist())
+                for _ in range(batch)
+            ]
             row: dict[str, Any] = {"seen": seen_size, "batch": batch}
             reference = None
             for strategy in STRATEGIES:
@@ -61,16 +64,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    lines = [f"| seen per query | batch | {' | '.join(STRATEGIES)} | same items |", "|---:|---:|" + "---:|" * len(STRATEGIES) + "---|"]
+    lines = [
+        f"| seen per query | batch | {' | '.join(STRATEGIES)} | same items |",
+        "|---:|---:|" + "---:|" * len(STRATEGIES) + "---|",
+    ]
     for r in rows:
         fastest = min(STRATEGIES, key=lambda s: r[s])
         cells = [f"**{r[s]}**" if s == fastest else f"{r[s]}" for s in STRATEGIES]
         same = "yes" if all(r[f"{s}_same"] for s in STRATEGIES) else "NO"
         lines.append(f"| {r['seen']} | {r['batch']} | {' | '.join(cells)} | {same} |")
-    return (f"# Seen-item exclusion on a flat index: microseconds per query\n\n`python -m bench.index_search`: "
-            f"{args.items:,} items, D={args.dim}, top-{args.k}, one thread, best of {args.repeat}. Machine: "
-            f"{os.cpu_count()} CPUs, Python {platform.python_version()}. `auto` uses `masked` on flat indexes.\n\n"
-            + "\n".join(lines))
+    return (
+        f"# Seen-item exclusion on a flat index: microseconds per query\n\n`python -m bench.index_search`: "
+        f"{args.items:,} items, D={args.dim}, top-{args.k}, one thread, best of {args.repeat}. Machine: "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}. `auto` uses `masked` on flat indexes.\n\n"
+        + "\n".join(lines)
+    )
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def live_batches(data: Dataset, total: int, batch: int) -> list[list[NewEvent]]:
     touches up to 500 different users (the expensive case for sequence updates)."""
     events = sorted(data.events(), key=lambda event: (event[1], event[0]))[:total]
     live = [NewEvent(f"live:{user}:{pos}", user, item, 10**13 + ts) for user, pos, item, ts in events]
-    return [live[i:i + batch] for i in range(0, len(live), batch)]
+    return [live[i : i + batch] for i in range(0, len(live), batch)]
 
 
 def run(url: str, data: Dataset, args: argparse.Namespace) -> list[dict[str, object]]:
@@ -80,12 +80,23 @@ def run(url: str, data: Dataset, args: argparse.Namespace) -> list[dict[str, obj
         upgrade(engine)
         sessions = make_sessionmaker(engine)
         for label in ("load", "re-run (all duplicates)"):
-            result = load_dataset(sessions, data, sequence_length=args.sequence_length,
-                                  chunk_size=args.chunk_size,
-                                  progress=not args.quiet)
-            rows.append({"backend": backend, "step": label, "events": result.events,
-                         "inserted": result.inserted, "seconds": round(result.seconds, 2),
-                         "events_per_s": round(result.events_per_second)})
+            result = load_dataset(
+                sessions,
+                data,
+                sequence_length=args.sequence_length,
+                chunk_size=args.chunk_size,
+                progress=not args.quiet,
+            )
+            rows.append(
+                {
+                    "backend": backend,
+                    "step": label,
+                    "events": result.events,
+                    "inserted": result.inserted,
+                    "seconds": round(result.seconds, 2),
+                    "events_per_s": round(result.events_per_second),
+                }
+            )
         batches = live_batches(data, args.live_events, args.batch)
         started = time.perf_counter()
         inserted = 0
@@ -94,18 +105,27 @@ def run(url: str, data: Dataset, args: argparse.Namespace) -> list[dict[str, obj
                 inserted += append_events(session, batch, sequence_length=args.sequence_length).inserted
         seconds = time.perf_counter() - started
         count = sum(len(b) for b in batches)
-        rows.append({"backend": backend, "step": f"append, {args.batch}/transaction",
-                     "events": count, "inserted": inserted, "seconds": round(seconds, 2),
-                     "events_per_s": round(count / seconds)})
+        rows.append(
+            {
+                "backend": backend,
+                "step": f"append, {args.batch}/transaction",
+                "events": count,
+                "inserted": inserted,
+                "seconds": round(seconds, 2),
+                "events_per_s": round(count / seconds),
+            }
+        )
         engine.dispose()
     return rows
 
 
 def table(rows: list[dict[str, object]]) -> str:
-    lines = ["| backend | step | events | inserted | seconds | events/s |",
-             "|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['backend']} | {r['step']} | {r['events']:,} | {r['inserted']:,} | "
-              f"{r['seconds']} | {r['events_per_s']:,} |" for r in rows]
+    lines = ["| backend | step | events | inserted | seconds | events/s |", "|---|---|---:|---:|---:|---:|"]
+    lines += [
+        f"| {r['backend']} | {r['step']} | {r['events']:,} | {r['inserted']:,} | "
+        f"{r['seconds']} | {r['events_per_s']:,} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -123,22 +143,37 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     data = open_dataset(args.dataset, settings.data_dirs)
     rows = [row for url in (args.url or DEFAULT_URLS) for row in run(url, data, args)]
-    machine = {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
-               "python": platform.python_version(), "sqlalchemy": sqlalchemy.__version__}
+    machine = {
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "sqlalchemy": sqlalchemy.__version__,
+    }
     report = table(rows)
     print(report)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps(
-        {"dataset": data.name, "interactions": data.num_interactions, "chunk_size": args.chunk_size,
-         "sequence_length": args.sequence_length, "machine": machine,
-         "rows": rows}, indent=2) + "\n")
+    (RESULTS / "load.json").write_text(
+        json.dumps(
+            {
+                "dataset": data.name,
+                "interactions": data.num_interactions,
+                "chunk_size": args.chunk_size,
+                "sequence_length": args.sequence_length,
+                "machine": machine,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     (RESULTS / "load.md").write_text(
         f"# Store load benchmark\n\n`python -m bench.load` on {data.name} "
         f"({data.num_interactions:,} interactions, {data.num_users:,} users, {data.num_items:,} items), "
         f"chunks of {args.chunk_size:,} events per transaction, sequences of {args.sequence_length}.\n"
         f"Machine: {machine['cpus']} CPUs (1-min load average {machine['load_average_1m']} at the end, "
         f"shared with other work), Python {machine['python']}, SQLAlchemy {machine['sqlalchemy']}.\n\n"
-        f"{report}\n")
+        f"{report}\n"
+    )
 
 
 if __name__ == "__main__":

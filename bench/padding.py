@@ -66,8 +66,14 @@ def epoch_seconds(model: SequenceModel, source: BatchSource, config: TrainConfig
     for label, by_length in (("random batches", False), ("bucketed", True)):
         model.load_state_dict(start)
         seed_everything(config.seed)
-        history = fit(model, source, None, config.model_copy(update={"bucket_by_length": by_length}),
-                      desc=f"{model.kind} {label}", progress=False)
+        history = fit(
+            model,
+            source,
+            None,
+            config.model_copy(update={"bucket_by_length": by_length}),
+            desc=f"{model.kind} {label}",
+            progress=False,
+        )
         out[label] = history.seconds
     return out
 
@@ -116,9 +122,10 @@ def main() -> None:
     student = Student(StudentConfig(max_len=args.max_len), data.num_items)
     student_train = StudentTrainConfig(epochs=1, batch_size=args.batch_size, device="cpu")
     student_s = epoch_seconds(student, source, student_train)
-    teacher = build_teacher(TeacherConfig(num_layers=2, max_len=args.max_len, pretrained=False),
-                            data.item_texts(), None)
-    subset = np.sort(np.random.default_rng(0).permutation(len(inputs))[:args.teacher_windows])
+    teacher = build_teacher(
+        TeacherConfig(num_layers=2, max_len=args.max_len, pretrained=False), data.item_texts(), None
+    )
+    subset = np.sort(np.random.default_rng(0).permutation(len(inputs))[: args.teacher_windows])
     teacher_source = BatchSource(inputs[subset], targets[subset], args.batch_size, seed=0)
     teacher_train = TeacherTrainConfig(epochs=1, batch_size=args.batch_size, device="cpu")
     teacher_s = epoch_seconds(teacher, teacher_source, teacher_train)
@@ -130,30 +137,40 @@ def main() -> None:
     bf16 = autocast_seconds(teacher, TrainBatch(x, y), args.reps)
 
     lengths = source.lengths.float()
-    lines = [f"# Padding on {args.dataset}: random vs length-bucketed batches", "",
-             f"`python -m bench.padding --dataset {args.dataset}` (read from {folder}): {data.num_users:,} users, "
-             f"{data.num_items:,} items; "
-             f"{len(inputs):,} training windows of up to {args.max_len} items (mode all), mean "
-             f"{float(lengths.mean()):.1f} real items, median {float(lengths.median()):.0f}; batch {args.batch_size}; "
-             f"{args.threads} thread(s) of {os.cpu_count()} CPUs, 1-min load average {os.getloadavg()[0]:.2f} "
-             "at the end.", "",
-             "| padding tokens | full width | random batches (trimmed) | bucketed |", "|---|---:|---:|---:|",
-             *(f"| {name} | {s['full width']:.1%} | {s['random batches']:.1%} | {s['bucketed']:.1%} |"
-               for name, s in (("training epoch", train_padding), ("validation (batch 256)", valid_padding))), "",
-             "| one training epoch (fit, no validation) | random batches | bucketed | speed-up |",
-             "|---|---:|---:|---:|",
-             f"| student 2x64, {len(source)} steps | {student_s['random batches']:.1f} s | "
-             f"{student_s['bucketed']:.1f} s | {student_s['random batches'] / student_s['bucketed']:.1f}x |",
-             f"| teacher 2 layers (hidden {teacher.bert_config['hidden_size']}), {len(teacher_source)} steps "
-             f"measured, whole epoch estimated | {teacher_s['random batches'] * scale:.0f} s | "
-             f"{teacher_s['bucketed'] * scale:.0f} s | {teacher_s['random batches'] / teacher_s['bucketed']:.1f}x |",
-             "",
-             f"| teacher forward+backward, 32x{args.max_len} (no padding), {args.reps} reps | best | median | loss |",
-             "|---|---:|---:|---:|",
-             *(f"| {label} | {best * 1000:.0f} ms | {median * 1000:.0f} ms | {loss:.4f} |"
-               for label, (best, median, loss) in bf16.items()),
-             f"| bfloat16 speed-up | {bf16['float32'][0] / bf16['bfloat16 autocast'][0]:.2f}x | "
-             f"{bf16['float32'][1] / bf16['bfloat16 autocast'][1]:.2f}x | |"]
+    lines = [
+        f"# Padding on {args.dataset}: random vs length-bucketed batches",
+        "",
+        f"`python -m bench.padding --dataset {args.dataset}` (read from {folder}): {data.num_users:,} users, "
+        f"{data.num_items:,} items; "
+        f"{len(inputs):,} training windows of up to {args.max_len} items (mode all), mean "
+        f"{float(lengths.mean()):.1f} real items, median {float(lengths.median()):.0f}; batch {args.batch_size}; "
+        f"{args.threads} thread(s) of {os.cpu_count()} CPUs, 1-min load average {os.getloadavg()[0]:.2f} "
+        "at the end.",
+        "",
+        "| padding tokens | full width | random batches (trimmed) | bucketed |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {name} | {s['full width']:.1%} | {s['random batches']:.1%} | {s['bucketed']:.1%} |"
+            for name, s in (("training epoch", train_padding), ("validation (batch 256)", valid_padding))
+        ),
+        "",
+        "| one training epoch (fit, no validation) | random batches | bucketed | speed-up |",
+        "|---|---:|---:|---:|",
+        f"| student 2x64, {len(source)} steps | {student_s['random batches']:.1f} s | "
+        f"{student_s['bucketed']:.1f} s | {student_s['random batches'] / student_s['bucketed']:.1f}x |",
+        f"| teacher 2 layers (hidden {teacher.bert_config['hidden_size']}), {len(teacher_source)} steps "
+        f"measured, whole epoch estimated | {teacher_s['random batches'] * scale:.0f} s | "
+        f"{teacher_s['bucketed'] * scale:.0f} s | {teacher_s['random batches'] / teacher_s['bucketed']:.1f}x |",
+        "",
+        f"| teacher forward+backward, 32x{args.max_len} (no padding), {args.reps} reps | best | median | loss |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {label} | {best * 1000:.0f} ms | {median * 1000:.0f} ms | {loss:.4f} |"
+            for label, (best, median, loss) in bf16.items()
+        ),
+        f"| bfloat16 speed-up | {bf16['float32'][0] / bf16['bfloat16 autocast'][0]:.2f}x | "
+        f"{bf16['float32'][1] / bf16['bfloat16 autocast'][1]:.2f}x | |",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -48,30 +48,49 @@ def train_one(dataset: str, recipe: tuple[int, str, int, float], minutes: float,
     max_len, windows, batch, lr = recipe
     folds = leave_one_out(load_dataset(dataset, load_settings().data_dirs))
     train = TrainConfig(lr=lr, batch_size=batch, max_minutes=minutes, patience=50, seed=seed, device="cpu")
-    result = train_student(folds, StudentConfig(max_len=max_len), train, windows=windows,  # type: ignore[arg-type]
-                           progress=False, budget_clock="process")
+    result = train_student(
+        folds,
+        StudentConfig(max_len=max_len),
+        train,
+        windows=windows,  # type: ignore[arg-type]
+        progress=False,
+        budget_clock="process",
+    )
     test = evaluate(ModelScorer(result.model), folds.test)
-    return {"max_len": max_len, "windows": windows, "batch_size": batch, "lr": lr,
-            "valid_ndcg10": result.valid.get("NDCG@10", 0.0), "test_ndcg10": test["NDCG@10"],
-            "epochs": len(result.history.epochs), "steps": result.history.epochs[-1].steps if result.history.epochs else 0,
-            "cpu_seconds": result.cpu_seconds}
+    return {
+        "max_len": max_len,
+        "windows": windows,
+        "batch_size": batch,
+        "lr": lr,
+        "valid_ndcg10": result.valid.get("NDCG@10", 0.0),
+        "test_ndcg10": test["NDCG@10"],
+        "epochs": len(result.history.epochs),
+        "steps": result.history.epochs[-1].steps if result.history.epochs else 0,
+        "cpu_seconds": result.cpu_seconds,
+    }
 
 
 def render(runs: list[dict[str, Any]], minutes: float, dataset: str) -> str:
     ranked = sorted(runs, key=lambda r: -r["valid_ndcg10"])
-    rows = "\n".join(f"| {r['max_len']} | {r['windows']} | {r['batch_size']} | {r['lr']:g} | {r['epochs']} | "
-                     f"{r['steps']:,} | **{r['valid_ndcg10']:.4f}** | {r['test_ndcg10']:.4f} |" for r in ranked)
+    rows = "\n".join(
+        f"| {r['max_len']} | {r['windows']} | {r['batch_size']} | {r['lr']:g} | {r['epochs']} | "
+        f"{r['steps']:,} | **{r['valid_ndcg10']:.4f}** | {r['test_ndcg10']:.4f} |"
+        for r in ranked
+    )
     win = ranked[0]
-    return (f"# Student recipe on {dataset}: what learns most per CPU-minute\n\n"
-            f"`python -m bench.quality_recipe --minutes {minutes:g}`: the 2 x 64 student alone (no KD), "
-            f"{minutes:g} CPU-minutes each (one thread; the learning rate decays to zero over the budget), "
-            "validation NDCG@10 on all users (full ranking, seen items removed); test NDCG@10 for "
-            "reference. Windows: `last` = one window per user (its latest items, SASRec), `all` = every "
-            "training item is a target once per epoch.\n\n"
-            "| input length | windows | batch | lr | epochs | steps | valid NDCG@10 | test NDCG@10 |\n"
-            "|---:|---|---:|---:|---:|---:|---:|---:|\n" + rows +
-            f"\n\nWinner: input {win['max_len']}, {win['windows']} windows, batch {win['batch_size']}, "
-            f"lr {win['lr']:g}.")
+    return (
+        f"# Student recipe on {dataset}: what learns most per CPU-minute\n\n"
+        f"`python -m bench.quality_recipe --minutes {minutes:g}`: the 2 x 64 student alone (no KD), "
+        f"{minutes:g} CPU-minutes each (one thread; the learning rate decays to zero over the budget), "
+        "validation NDCG@10 on all users (full ranking, seen items removed); test NDCG@10 for "
+        "reference. Windows: `last` = one window per user (its latest items, SASRec), `all` = every "
+        "training item is a target once per epoch.\n\n"
+        "| input length | windows | batch | lr | epochs | steps | valid NDCG@10 | test NDCG@10 |\n"
+        "|---:|---|---:|---:|---:|---:|---:|---:|\n"
+        + rows
+        + f"\n\nWinner: input {win['max_len']}, {win['windows']} windows, batch {win['batch_size']}, "
+        f"lr {win['lr']:g}."
+    )
 
 
 def main() -> None:
@@ -86,8 +105,11 @@ def main() -> None:
         futures = [pool.submit(train_one, args.dataset, recipe, args.minutes, args.seed) for recipe in RECIPES]
         runs = [future.result() for future in futures]
     text = render(runs, args.minutes, args.dataset)
-    report.write(RESULTS / f"quality-{Path(args.dataset).name.replace('-', '')}-recipe", text,
-                 {"minutes": args.minutes, "runs": runs})
+    report.write(
+        RESULTS / f"quality-{Path(args.dataset).name.replace('-', '')}-recipe",
+        text,
+        {"minutes": args.minutes, "runs": runs},
+    )
     print(text)
 
 

@@ -30,14 +30,24 @@ def _once(model: SequenceModel, singles: list[torch.Tensor], big: list[torch.Ten
 
 
 @torch.no_grad()
-def serving_speeds(models: dict[str, SequenceModel], histories: list[list[int]], rounds: int = 3,
-                   single: int = 100, batches: int = 2, batch_size: int = 256) -> dict[str, dict[str, float]]:
+def serving_speeds(
+    models: dict[str, SequenceModel],
+    histories: list[list[int]],
+    rounds: int = 3,
+    single: int = 100,
+    batches: int = 2,
+    batch_size: int = 256,
+) -> dict[str, dict[str, float]]:
     needed = max(single, batches * batch_size)
     histories = (histories * (needed // max(len(histories), 1) + 1))[:needed]
     cpu = {name: copy.deepcopy(model).to("cpu").eval() for name, model in models.items()}
-    inputs = {name: ([m.prepare([h]) for h in histories[:single]],
-                     [m.prepare(histories[i * batch_size:(i + 1) * batch_size]) for i in range(batches)])
-              for name, m in cpu.items()}
+    inputs = {
+        name: (
+            [m.prepare([h]) for h in histories[:single]],
+            [m.prepare(histories[i * batch_size : (i + 1) * batch_size]) for i in range(batches)],
+        )
+        for name, m in cpu.items()
+    }
     best: dict[str, dict[str, float]] = {}
     for _ in range(rounds):
         for name, model in cpu.items():

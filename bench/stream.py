@@ -57,11 +57,10 @@ from store.migrate import upgrade
 from store.versions import publish
 from stream.broker import EmbeddedBroker, free_port
 from stream.consumer import ConsumerOptions
-from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS
 from stream.events import ClickEvent
+from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS
 from stream.producer import ClickProducer
 from stream.replay import replay_events
-
 
 log = logging.getLogger("bench.stream")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -111,12 +110,15 @@ def student_for(data: Dataset, path: str | None, seed: int) -> tuple[Student, st
     torch.manual_seed(seed)
     config = StudentConfig()
     student = Student(config, data.num_items).eval()
-    return student, (f"random-init student of the default size ({config.num_layers} layers x {config.hidden}, "
-                     f"{config.num_heads} heads, {config.max_len} positions)")
+    return student, (
+        f"random-init student of the default size ({config.num_layers} layers x {config.hidden}, "
+        f"{config.num_heads} heads, {config.max_len} positions)"
+    )
 
 
-def run_backend(url: str, data: Dataset, args: argparse.Namespace, broker: EmbeddedBroker,
-                artifacts: Path) -> tuple[list[dict[str, Any]], str]:
+def run_backend(
+    url: str, data: Dataset, args: argparse.Namespace, broker: EmbeddedBroker, artifacts: Path
+) -> tuple[list[dict[str, Any]], str]:
     settings = load_settings()
     serve = settings.serve
     rows: list[dict[str, Any]] = []
@@ -130,8 +132,15 @@ def run_backend(url: str, data: Dataset, args: argparse.Namespace, broker: Embed
         student, described = student_for(data, args.student, args.seed)
         args.student_config = student.config
         with sessions.begin() as session:
-            publish(session, student, artifacts / f"{backend}-student", metrics={}, config={"bench": True},
-                    serve=serve, promote=True)
+            publish(
+                session,
+                student,
+                artifacts / f"{backend}-student",
+                metrics={},
+                config={"bench": True},
+                serve=serve,
+                promote=True,
+            )
         active = ActiveModel(make_sessionmaker(engine, read_only=True), serve, check_every=0.0)
         setup = Setup(data, sessions, active, broker, serve, settings.sequence_length, args)
         n, m = args.events, int(args.rate * args.latency_seconds)
@@ -144,7 +153,10 @@ def run_backend(url: str, data: Dataset, args: argparse.Namespace, broker: Embed
                 log.info("warm: loading the whole of %s into SQL", data.name)
                 load_dataset(sessions, data, sequence_length=settings.sequence_length, progress=not args.quiet)
                 w = args.warm_events
-                batch, paced = warm_events(data, 0, w, "warm"), [warm_events(data, w + r * m, m, "warm") for r in repeats]
+                batch, paced = (
+                    warm_events(data, 0, w, "warm"),
+                    [warm_events(data, w + r * m, m, "warm") for r in repeats],
+                )
             measured = throughput(setup, scenario, batch)  # first: its events come first in time
             runs = [latency(setup, scenario, events, args.rate, args.warmup) for events in paced]
             for row in (measured, median_run(runs)):
@@ -173,23 +185,36 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="events/s of the latency runs")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=int, default=250, help="first events of a latency run left out")
-    parser.add_argument("--latency-repeats", type=int, default=3,
-                        help="latency runs per scenario (each on new events); the one with the median p99 is reported")
+    parser.add_argument(
+        "--latency-repeats",
+        type=int,
+        default=3,
+        help="latency runs per scenario (each on new events); the one with the median p99 is reported",
+    )
     parser.add_argument("--scenarios", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
     parser.add_argument("--student", help="a trained student artifact folder (default: random init)")
     parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads of the consumer")
-    parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
-                        help="the consumer's fetch wait (the embedded broker holds empty fetches this long; "
-                             "default: kdrec consume's, on the embedded broker %d ms while busy, %d ms when idle)"
-                             % (EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS))
-    parser.add_argument("--max-in-flight", type=int, default=ConsumerOptions.max_in_flight,
-                        help="batches whose sends may await acks (0: wait for them after every batch)")
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        default=None,
+        help="the consumer's fetch wait (the embedded broker holds empty fetches this long; "
+        f"default: kdrec consume's, on the embedded broker {EMBEDDED_BUSY_MS} ms while busy, "
+        f"{EMBEDDED_IDLE_MS} ms when idle)",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=ConsumerOptions.max_in_flight,
+        help="batches whose sends may await acks (0: wait for them after every batch)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--produce", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("kafka", "stream.broker", "stream.topics", "store.versions", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.produce:
@@ -206,17 +231,33 @@ def main() -> None:
             with EmbeddedBroker(KafkaSettings(), port=free_port(), create_topics=False) as broker:
                 backend_rows, described = run_backend(url, data, args, broker, Path(folder))
             rows += backend_rows
-    machine = {"cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
-               "python": platform.python_version(), "torch": torch.__version__, "torch_threads": args.threads}
-    config = {"dataset": data.name, "users": data.num_users, "items": data.num_items, "events": args.events,
-              "warm_events": args.warm_events, "max_in_flight": args.max_in_flight,
-              "commit_interval_ms": ConsumerOptions.commit_interval_ms,
-              "fetch_max_wait_ms": args.fetch_max_wait_ms or f"{EMBEDDED_BUSY_MS} (adaptive, {EMBEDDED_IDLE_MS} when idle)", "rate": args.rate,
-              "latency_seconds": args.latency_seconds, "latency_repeats": args.latency_repeats,
-              "warmup_events": args.warmup, "student": described,
-              "top_k": settings.serve.top_k, "index": settings.serve.index,
-              "max_poll_records": settings.kafka.max_poll_records, "partitions": settings.kafka.partitions,
-              "sequence_length": settings.sequence_length}
+    machine = {
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": args.threads,
+    }
+    config = {
+        "dataset": data.name,
+        "users": data.num_users,
+        "items": data.num_items,
+        "events": args.events,
+        "warm_events": args.warm_events,
+        "max_in_flight": args.max_in_flight,
+        "commit_interval_ms": ConsumerOptions.commit_interval_ms,
+        "fetch_max_wait_ms": args.fetch_max_wait_ms or f"{EMBEDDED_BUSY_MS} (adaptive, {EMBEDDED_IDLE_MS} when idle)",
+        "rate": args.rate,
+        "latency_seconds": args.latency_seconds,
+        "latency_repeats": args.latency_repeats,
+        "warmup_events": args.warmup,
+        "student": described,
+        "top_k": settings.serve.top_k,
+        "index": settings.serve.index,
+        "max_poll_records": settings.kafka.max_poll_records,
+        "partitions": settings.kafka.partitions,
+        "sequence_length": settings.sequence_length,
+    }
     print(write_results(RESULTS, config, machine, rows, args.student_config))
 
 

@@ -45,22 +45,41 @@ class Setup:
 
 def fresh_topics(broker: EmbeddedBroker) -> KafkaSettings:
     prefix = f"b{uuid.uuid4().hex[:8]}"
-    kafka = broker.settings.model_copy(update={
-        "events_topic": f"{prefix}.events", "dlq_topic": f"{prefix}.dlq",
-        "recommendations_topic": f"{prefix}.recs", "control_topic": f"{prefix}.control",
-        "consumer_group": f"{prefix}-group", "session_timeout_ms": 3000, "heartbeat_interval_ms": 1000})
+    kafka = broker.settings.model_copy(
+        update={
+            "events_topic": f"{prefix}.events",
+            "dlq_topic": f"{prefix}.dlq",
+            "recommendations_topic": f"{prefix}.recs",
+            "control_topic": f"{prefix}.control",
+            "consumer_group": f"{prefix}-group",
+            "session_timeout_ms": 3000,
+            "heartbeat_interval_ms": 1000,
+        }
+    )
     ensure_topics(kafka)
     return kafka
 
 
-def run_consumer(setup: Setup, kafka: KafkaSettings, records: int, *, producer: dict[str, Any] | None = None,
-                 timeout_s: float = 600.0) -> ConsumerMetrics:
+def run_consumer(
+    setup: Setup,
+    kafka: KafkaSettings,
+    records: int,
+    *,
+    producer: dict[str, Any] | None = None,
+    timeout_s: float = 600.0,
+) -> ConsumerMetrics:
     """One consumer until ``records`` records are processed; ``producer``: a fixed-rate
     producer process started once the consumer owns every partition."""
-    options = ConsumerOptions(poll_timeout_ms=100, model_check_s=5.0, max_in_flight=setup.args.max_in_flight,
-                              fetch_max_wait_ms=setup.args.fetch_max_wait_ms, threads=setup.args.threads)
-    consumer = StreamConsumer(kafka, setup.serve, setup.sessions, setup.active,
-                              sequence_length=setup.sequence_length, options=options)
+    options = ConsumerOptions(
+        poll_timeout_ms=100,
+        model_check_s=5.0,
+        max_in_flight=setup.args.max_in_flight,
+        fetch_max_wait_ms=setup.args.fetch_max_wait_ms,
+        threads=setup.args.threads,
+    )
+    consumer = StreamConsumer(
+        kafka, setup.serve, setup.sessions, setup.active, sequence_length=setup.sequence_length, options=options
+    )
     consumer.on_batch = lambda metrics: consumer.stop() if metrics.records >= records else None
     failure: list[BaseException] = []
 
@@ -82,8 +101,11 @@ def run_consumer(setup: Setup, kafka: KafkaSettings, records: int, *, producer: 
             time.sleep(0.05)
         log.info("consumer joined in %.1fs", time.monotonic() - started)
         if producer is not None:
-            process = subprocess.Popen([sys.executable, "-m", "bench.stream", "--produce"],
-                                       stdin=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.stream", "--produce"],
+                stdin=subprocess.PIPE,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
             process.communicate(json.dumps(producer).encode())
             if process.returncode != 0:
                 raise RuntimeError(f"the producer process failed (status {process.returncode})")
@@ -117,25 +139,30 @@ def read_recommendations(kafka: KafkaSettings, expected: int, timeout_s: float =
         consumer.close()
 
 
-def by_quarter(timed: list[RecommendationMessage], published: int,
-               quantiles: Any) -> list[dict[str, Any]]:
+def by_quarter(timed: list[RecommendationMessage], published: int, quantiles: Any) -> list[dict[str, Any]]:
     """Latency per quarter of the run, by publish time: on the embedded broker a fetch costs time
     in proportion to the records already on the topic, so the tail grows as the run goes on."""
     ordered = sorted(timed, key=lambda m: m.published_ms or 0)
     size = max(len(ordered) // 4, 1)
     out = []
     for quarter in range(4):
-        part = ordered[quarter * size:(quarter + 1) * size if quarter < 3 else len(ordered)]
-        out.append({"quarter": quarter + 1, "topic_records_at_end": round(published * (quarter + 1) / 4),
-                    "committed_ms": quantiles([m.recommended_ms - m.published_ms for m in part]),
-                    "delivery_ms": quantiles([m.consumed_ms - m.published_ms for m in part]),
-                    "processing_ms": quantiles([m.recommended_ms - m.consumed_ms for m in part])})
+        part = ordered[quarter * size : (quarter + 1) * size if quarter < 3 else len(ordered)]
+        out.append(
+            {
+                "quarter": quarter + 1,
+                "topic_records_at_end": round(published * (quarter + 1) / 4),
+                "committed_ms": quantiles([m.recommended_ms - m.published_ms for m in part]),
+                "delivery_ms": quantiles([m.consumed_ms - m.published_ms for m in part]),
+                "processing_ms": quantiles([m.recommended_ms - m.consumed_ms for m in part]),
+            }
+        )
     return out
 
 
 def stage_row(metrics: ConsumerMetrics) -> dict[str, float]:
-    return {name: round(metrics.stage_seconds.get(name, 0.0) * 1e6 / max(metrics.records, 1), 1)
-            for name in STAGE_COLUMNS}
+    return {
+        name: round(metrics.stage_seconds.get(name, 0.0) * 1e6 / max(metrics.records, 1), 1) for name in STAGE_COLUMNS
+    }
 
 
 def throughput(setup: Setup, scenario: str, events: list[ClickEvent]) -> dict[str, Any]:
@@ -147,16 +174,22 @@ def throughput(setup: Setup, scenario: str, events: list[ClickEvent]) -> dict[st
     log.info("%s: published %d events in %.1fs", scenario, len(events), time.perf_counter() - started)
     metrics = run_consumer(setup, kafka, len(events))
     seconds = (metrics.last_settled_at or metrics.last_batch_at) - metrics.first_batch_at
-    return {"scenario": scenario, "mode": "throughput", "events": metrics.records, "inserted": metrics.inserted,
-            "batches": metrics.batches, "recommendations": metrics.recommendations,
-            "seconds": round(seconds, 2), "events_per_s": round(metrics.records / seconds),
-            "stages_us_per_event": stage_row(metrics)}
+    return {
+        "scenario": scenario,
+        "mode": "throughput",
+        "events": metrics.records,
+        "inserted": metrics.inserted,
+        "batches": metrics.batches,
+        "recommendations": metrics.recommendations,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(metrics.records / seconds),
+        "stages_us_per_event": stage_row(metrics),
+    }
 
 
 def latency(setup: Setup, scenario: str, events: list[ClickEvent], rate: float, warmup: int) -> dict[str, Any]:
     kafka = fresh_topics(setup.broker)
-    spec = {"kafka": json.loads(kafka.model_dump_json()), "rate": rate,
-            "events": [e.model_dump() for e in events]}
+    spec = {"kafka": json.loads(kafka.model_dump_json()), "rate": rate, "events": [e.model_dump() for e in events]}
     metrics = run_consumer(setup, kafka, len(events), producer=spec)
     messages = read_recommendations(kafka, metrics.recommendations)
     first_ts = sorted(e.ts for e in events)[min(warmup, len(events) - 1)]
@@ -169,13 +202,24 @@ def latency(setup: Setup, scenario: str, events: list[ClickEvent], rate: float, 
 
     def quantiles(values: list[float]) -> dict[str, float]:
         return {f"p{q}": round(percentile(values, q), 1) for q in (50, 95, 99)}
+
     summary, summary_acked = quantiles(committed), quantiles(acked)
-    return {"scenario": scenario, "mode": f"latency @ {rate:g}/s", "events": metrics.records,
-            "inserted": metrics.inserted, "batches": metrics.batches, "recommendations": metrics.recommendations,
-            "events_per_batch": round(metrics.records / max(metrics.batches, 1), 1),
-            "latency_committed_ms": summary, "latency_committed_count": len(committed),
-            "latency_acked_ms": summary_acked, "latency_acked_count": len(acked),
-            "max_acked_ms": round(max(acked, default=float("nan")), 1),
-            "delivery_ms": quantiles(delivery), "processing_ms": quantiles(processing),
-            "batch_ms": quantiles(batch_ms), "quarters": by_quarter(timed, len(events), quantiles),
-            "stages_us_per_event": stage_row(metrics)}
+    return {
+        "scenario": scenario,
+        "mode": f"latency @ {rate:g}/s",
+        "events": metrics.records,
+        "inserted": metrics.inserted,
+        "batches": metrics.batches,
+        "recommendations": metrics.recommendations,
+        "events_per_batch": round(metrics.records / max(metrics.batches, 1), 1),
+        "latency_committed_ms": summary,
+        "latency_committed_count": len(committed),
+        "latency_acked_ms": summary_acked,
+        "latency_acked_count": len(acked),
+        "max_acked_ms": round(max(acked, default=float("nan")), 1),
+        "delivery_ms": quantiles(delivery),
+        "processing_ms": quantiles(processing),
+        "batch_ms": quantiles(batch_ms),
+        "quarters": by_quarter(timed, len(events), quantiles),
+        "stages_us_per_event": stage_row(metrics),
+    }

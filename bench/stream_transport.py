@@ -45,8 +45,11 @@ PREFILL_RATE = 2000.0
 def publish(kafka: KafkaSettings, events: list[dict[str, Any]], rate: float) -> subprocess.Popen:
     """``bench.stream``'s producer process, fed ``events`` to publish at ``rate`` per second."""
     spec = {"kafka": json.loads(kafka.model_dump_json()), "rate": rate, "events": events}
-    process = subprocess.Popen([sys.executable, "-m", "bench.stream", "--produce"], stdin=subprocess.PIPE,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.stream", "--produce"],
+        stdin=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     threading.Thread(target=process.communicate, args=(json.dumps(spec).encode(),), daemon=True).start()
     return process
 
@@ -55,17 +58,24 @@ def click(prefix: str, i: int) -> dict[str, Any]:
     return ClickEvent(event_id=f"{prefix}{i}", user_id=1 + i % 1000, item_id=1 + i % 3000, ts=10**13 + i).model_dump()
 
 
-def probe(kafka: KafkaSettings, rate: float, seconds: float, fetch_wait_ms: int, warmup: int,
-          prefill: int = 0) -> dict[str, Any]:
+def probe(
+    kafka: KafkaSettings, rate: float, seconds: float, fetch_wait_ms: int, warmup: int, prefill: int = 0
+) -> dict[str, Any]:
     """``prefill`` records are published at ``PREFILL_RATE`` (about one record per stored batch,
     as live traffic is) and consumed before the timed run, which then starts on a topic that
     already holds them."""
     count = int(rate * seconds)
-    consumer = KafkaConsumer(kafka.events_topic, **kafka.client_options(), group_id=kafka.consumer_group,
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             fetch_max_wait_ms=fetch_wait_ms, max_poll_records=kafka.max_poll_records,
-                             session_timeout_ms=kafka.session_timeout_ms,
-                             heartbeat_interval_ms=kafka.heartbeat_interval_ms)
+    consumer = KafkaConsumer(
+        kafka.events_topic,
+        **kafka.client_options(),
+        group_id=kafka.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=fetch_wait_ms,
+        max_poll_records=kafka.max_poll_records,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+    )
     delays: list[float] = []
     polls = 0
     try:
@@ -89,29 +99,40 @@ def probe(kafka: KafkaSettings, rate: float, seconds: float, fetch_wait_ms: int,
         consumer.close()
     timed = delays[warmup:]
     size = max(len(timed) // 4, 1)
-    quarters = [timed[i * size:(i + 1) * size if i < 3 else len(timed)] for i in range(4)]
-    return {"fetch_max_wait_ms": fetch_wait_ms, "prefill": prefill, "rate": rate, "events": len(delays), "polls": polls,
-            **{f"p{q}": round(percentile(timed, q), 1) for q in (50, 95, 99)},
-            "max": round(max(timed, default=float("nan")), 1),
-            "p99_by_quarter": [round(percentile(part, 99), 1) for part in quarters]}
+    quarters = [timed[i * size : (i + 1) * size if i < 3 else len(timed)] for i in range(4)]
+    return {
+        "fetch_max_wait_ms": fetch_wait_ms,
+        "prefill": prefill,
+        "rate": rate,
+        "events": len(delays),
+        "polls": polls,
+        **{f"p{q}": round(percentile(timed, q), 1) for q in (50, 95, 99)},
+        "max": round(max(timed, default=float("nan")), 1),
+        "p99_by_quarter": [round(percentile(part, 99), 1) for part in quarters],
+    }
 
 
 def render(rows: list[dict[str, Any]], seconds: float) -> str:
-    lines = "\n".join(f"| {r['fetch_max_wait_ms']} | {r['prefill']:,} | {r['rate']:g} | {r['events']:,} | {r['polls']:,} | "
-                      f"{r['p50']} / {r['p95']} / **{r['p99']}** | {' / '.join(map(str, r['p99_by_quarter']))} | "
-                      f"{r['max']} |" for r in rows)
+    lines = "\n".join(
+        f"| {r['fetch_max_wait_ms']} | {r['prefill']:,} | {r['rate']:g} | {r['events']:,} | {r['polls']:,} | "
+        f"{r['p50']} / {r['p95']} / **{r['p99']}** | {' / '.join(map(str, r['p99_by_quarter']))} | "
+        f"{r['max']} |"
+        for r in rows
+    )
     load = os.getloadavg()[0]
-    return ("# Transport floor: publish -> poll, no processing\n\n"
-            f"`python -m bench.stream_transport`: the embedded broker over TCP (a fresh one per row), a producer process at a "
-            f"fixed rate for {seconds:g} s, a bare consumer that only polls. Machine: {os.cpu_count()} CPUs "
-            f"(1-min load average {load:.2f} at the end), Python {platform.python_version()}.\n\n"
-            "| fetch_max_wait_ms | records on the topic before | events/s | events | polls with records | "
-            "delivery p50 / p95 / p99 (ms) | p99 by quarter of the run | max |\n"
-            "|---:|---:|---:|---:|---:|---|---|---:|\n" + lines + "\n\nThe embedded broker (Tansu 0.6, in memory) "
-            "spends time in proportion to the record batches already stored on a topic for every fetch that "
-            "returns records (compare the rows with records on the topic before the run, published at "
-            f"{PREFILL_RATE:,.0f}/s: about one record per batch, as live traffic stores them), so the tail grows "
-            "with the run's length.")
+    return (
+        "# Transport floor: publish -> poll, no processing\n\n"
+        "`python -m bench.stream_transport`: the embedded broker over TCP (a fresh one per row), a producer "
+        f"process at a fixed rate for {seconds:g} s, a bare consumer that only polls. Machine: {os.cpu_count()} CPUs "
+        f"(1-min load average {load:.2f} at the end), Python {platform.python_version()}.\n\n"
+        "| fetch_max_wait_ms | records on the topic before | events/s | events | polls with records | "
+        "delivery p50 / p95 / p99 (ms) | p99 by quarter of the run | max |\n"
+        "|---:|---:|---:|---:|---:|---|---|---:|\n" + lines + "\n\nThe embedded broker (Tansu 0.6, in memory) "
+        "spends time in proportion to the record batches already stored on a topic for every fetch that "
+        "returns records (compare the rows with records on the topic before the run, published at "
+        f"{PREFILL_RATE:,.0f}/s: about one record per batch, as live traffic stores them), so the tail grows "
+        "with the run's length."
+    )
 
 
 def main() -> None:
@@ -119,10 +140,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=int, default=250, help="first events left out")
-    parser.add_argument("--fetch-max-wait-ms", type=int, action="append",
-                        help="repeatable (default: the adaptive wait's value while records flow)")
-    parser.add_argument("--prefill", type=int, action="append",
-                        help="records on the topic before the timed run; repeatable (default: 0)")
+    parser.add_argument(
+        "--fetch-max-wait-ms",
+        type=int,
+        action="append",
+        help="repeatable (default: the adaptive wait's value while records flow)",
+    )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        action="append",
+        help="records on the topic before the timed run; repeatable (default: 0)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     rows = []

@@ -72,6 +72,7 @@ class LMTeacher(SequenceModel):
         tokens = num_items + (2 if config.objective == "cloze" else 1)
         self.item_embedding = nn.Embedding(tokens, hidden, padding_idx=0)
         self.adaptor: nn.Linear | None = None
+        self._table_cache: tuple[Any, torch.Tensor] | None = None
         if config.items != "free":
             # Fixed text features (row 0 and the mask token's: zero); saved with the model, so a
             # trained teacher loads without re-reading the texts. Shift and scale are kept for
@@ -116,7 +117,15 @@ class LMTeacher(SequenceModel):
     def token_embeddings(self) -> torch.Tensor:
         if self.adaptor is None:
             return self.item_embedding.weight
-        return self.item_embedding.weight + self.adaptor(self.text_features)
+        if torch.is_grad_enabled():
+            return self.item_embedding.weight + self.adaptor(self.text_features)
+        # Serving and evaluation: the table is computed once per change of its inputs (tensor
+        # versions move with every optimiser step or load), not on every scored batch.
+        tensors = (self.item_embedding.weight, self.adaptor.weight, self.text_features)
+        key = tuple((t.data_ptr(), t._version, t.device) for t in tensors)
+        if self._table_cache is None or self._table_cache[0] != key:
+            self._table_cache = (key, self.item_embedding.weight + self.adaptor(self.text_features))
+        return self._table_cache[1]
 
     def spec(self) -> dict[str, Any]:
         return {

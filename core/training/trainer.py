@@ -54,9 +54,17 @@ def _validate(model: SequenceModel, valid: EvalSet, device: torch.device) -> dic
     return evaluate(ModelScorer(model, device), valid)
 
 
-def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, config: TrainConfig,
-        objective: nn.Module | Objective | None = None, metric: str = "NDCG@10",
-        desc: str | None = None, progress: bool = True, budget_clock: str = "wall") -> History:
+def fit(
+    model: SequenceModel,
+    batches: BatchSource,
+    valid: EvalSet | None,
+    config: TrainConfig,
+    objective: nn.Module | Objective | None = None,
+    metric: str = "NDCG@10",
+    desc: str | None = None,
+    progress: bool = True,
+    budget_clock: str = "wall",
+) -> History:
     """Train ``model`` (in place) on ``batches``; returns the history, best weights restored.
 
     ``objective`` computes the loss of a batch (default: the model's own ``loss``); when it is
@@ -76,26 +84,36 @@ def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, confi
     params = [p for p in owner.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
     total_steps = max(1, config.epochs * len(batches))
     budget = config.max_minutes * 60 if config.max_minutes else None
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16)
-                if device.type == "cuda" or (device.type == "cpu" and config.autocast_cpu)
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if device.type == "cuda" or (device.type == "cpu" and config.autocast_cpu)
+        else contextlib.nullcontext()
+    )
     history = History(metric=metric)
     best_state: dict[str, torch.Tensor] | None = None
     waited = 0
     step = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     budget_start = clock()
     name = desc or model.kind
     for epoch in range(1, config.epochs + 1):
         model.train()
         owner.train()
         running, seen, lr = 0.0, 0, config.lr
-        bar = tqdm(batches.epoch(epoch, by_length=config.bucket_by_length), total=len(batches),
-                   desc=f"{name} epoch {epoch}", disable=not progress, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            batches.epoch(epoch, by_length=config.bucket_by_length),
+            total=len(batches),
+            desc=f"{name} epoch {epoch}",
+            disable=not progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
         for batch in bar:
             elapsed = clock() - budget_start
             factor = _lr_factor(step, total_steps, config.warmup_steps, elapsed, budget)
@@ -122,8 +140,7 @@ def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, confi
         bar.close()
         stopping = history.stopped in ("budget", "schedule")
         record = EpochRecord(epoch, running / max(seen, 1), round(time.perf_counter() - started, 2), lr, step)
-        if valid is not None and seen and (epoch % config.eval_every == 0 or stopping
-                                           or epoch == config.epochs):
+        if valid is not None and seen and (epoch % config.eval_every == 0 or stopping or epoch == config.epochs):
             record.metrics = _validate(model, valid, device)
             score = record.metrics[metric]
             if history.best_metric is None or score > history.best_metric:
@@ -132,11 +149,17 @@ def fit(model: SequenceModel, batches: BatchSource, valid: EvalSet | None, confi
             else:
                 waited += 1
         record.elapsed_s = round(time.perf_counter() - started, 2)
+        record.cpu_s = round(time.process_time() - cpu_started, 2)
         if seen:
             history.epochs.append(record)
-        log.info("%s epoch %d: loss %.4f %s %.2fs", name, epoch, record.loss,
-                 " ".join(f"{k}={v:.4f}" for k, v in record.metrics.items() if k.startswith(("NDCG@10", "HR@10"))),
-                 record.elapsed_s)
+        log.info(
+            "%s epoch %d: loss %.4f %s %.2fs",
+            name,
+            epoch,
+            record.loss,
+            " ".join(f"{k}={v:.4f}" for k, v in record.metrics.items() if k.startswith(("NDCG@10", "HR@10"))),
+            record.elapsed_s,
+        )
         if stopping:
             break
         if valid is not None and waited >= config.patience:
