@@ -21,31 +21,22 @@ from typing import Any
 from bench import quality_report as report
 from bench.quality import Bench
 from bench.quality_parallel import setup
-from core.evaluation.buckets import BUCKETS, item_counts, metrics_by_bucket, popularity_buckets
-from core.evaluation.evaluator import rank_targets
-from core.evaluation.metrics import metrics_from_ranks
+from core.evaluation.buckets import BUCKETS
 from core.models.artifacts import load_model, read_metrics
-from core.models.base import SequenceModel
 from core.models.scorer import ModelScorer
-from core.training.history import History
 
 log = logging.getLogger("bench.quality_peek")
 
 
-def _row(name: str, model: SequenceModel, meta: dict[str, Any], bench: Bench, buckets: Any) -> dict[str, Any]:
-    ranks = rank_targets(ModelScorer(model), bench.folds.test)
-    by_bucket = metrics_by_bucket(ranks, buckets)
-    history = meta.get("history") or {}
-    cpu = History.from_dict(history).cpu_seconds_to_best() if history else None
-    return {
-        "model": name,
-        "test": metrics_from_ranks(ranks),
-        "buckets": {b: by_bucket[b].get("NDCG@10") for b in BUCKETS},
-        "valid": (meta.get("valid") or {}).get("NDCG@10"),
-        "epochs": len(history.get("epochs", [])),
-        "stopped": history.get("stopped"),
-        "cpu_min_to_best": None if cpu is None else cpu / 60,
-    }
+def _line(row: dict[str, Any]) -> str:
+    history = row.get("history") or {}
+    cpu = row["cpu_seconds_to_best"]
+    return (
+        f"| {row['model']} | {row['test']['HR@10']:.4f} | **{row['test']['NDCG@10']:.4f}** | "
+        + " | ".join(f"{row['buckets'][b]['NDCG@10']:.4f}" for b in BUCKETS)
+        + f" | {(row.get('valid') or {}).get('NDCG@10', 0):.4f} | {len(history.get('epochs', []))}"
+        f" | {history.get('stopped') or '-'} | {'-' if cpu is None else f'{cpu / 60:.1f}'} |"
+    )
 
 
 def main() -> None:
@@ -69,22 +60,15 @@ def main() -> None:
     )
     setup(args)
     bench = Bench(args)
-    folds = bench.folds
-    buckets = popularity_buckets(folds.test.targets, item_counts(folds.train_for_test().values(), folds.num_items))
+    folds, buckets = bench.folds, bench.buckets
     rows = []
     for folder in sorted(bench.artifacts.glob("study-teacher-*")):
         if (folder / "model.safetensors").is_file():
-            rows.append(
-                _row(
-                    f"teacher ({folder.name.rsplit('-', 1)[0]})",
-                    load_model(folder, "cpu"),
-                    read_metrics(folder),
-                    bench,
-                    buckets,
-                )
-            )
+            name = f"teacher ({folder.name.rsplit('-', 1)[0]})"
+            model = load_model(folder, "cpu")
+            rows.append(bench.row(name, ModelScorer(model), model, read_metrics(folder)))
     student, meta = bench.plain_student()
-    rows.append(_row("student alone (profile recipe, to convergence)", student, meta, bench, buckets))
+    rows.append(bench.row("student alone (profile recipe, to convergence)", ModelScorer(student), student, meta))
     lines = [
         f"# First look on {bench.data.name}: test targets of the models trained so far",
         "",
@@ -98,13 +82,7 @@ def main() -> None:
         " | CPU-min to best epoch |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        cpu = "-" if r["cpu_min_to_best"] is None else f"{r['cpu_min_to_best']:.1f}"
-        lines.append(
-            f"| {r['model']} | {r['test']['HR@10']:.4f} | **{r['test']['NDCG@10']:.4f}** | "
-            + " | ".join(f"{r['buckets'][b]:.4f}" for b in BUCKETS)
-            + f" | {r['valid'] or 0:.4f} | {r['epochs']} | {r['stopped'] or '-'} | {cpu} |"
-        )
+    lines += [_line(row) for row in rows]
     out = Path(__file__).resolve().parent / "results" / f"quality-{Path(cli.dataset).name.replace('-', '')}-peek"
     report.write(out, "\n".join(lines), {"rows": rows, "buckets": buckets.count_range})
     print("\n".join(lines))

@@ -19,7 +19,8 @@ from bench import quality_report as report
 from bench.quality_models import PLAN, ROWS, STUDENTS
 from bench.quality_parallel import run_parallel
 from bench.quality_timing import serving_speeds
-from core.evaluation.buckets import Buckets, item_counts, metrics_by_bucket, popularity_buckets
+from core.data.dataset import item_counts
+from core.evaluation.buckets import Buckets, metrics_by_bucket, popularity_buckets
 from core.evaluation.evaluator import Scorer, rank_targets
 from core.evaluation.metrics import metrics_from_ranks
 from core.models.base import SequenceModel

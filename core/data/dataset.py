@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -87,10 +87,7 @@ class Dataset:
 
     def item_counts(self) -> np.ndarray:
         """Interactions per item id (index 0, the padding id, is always 0)."""
-        counts = np.zeros(self.num_items + 1, dtype=np.int64)
-        for seq in self.sequences.values():
-            np.add.at(counts, np.asarray(seq, dtype=np.int64), 1)
-        return counts
+        return item_counts(self.sequences.values(), self.num_items)
 
     def events(self) -> Iterator[tuple[int, int, int, int]]:
         """Yield ``(user_id, position, item_id, ts_ms)`` in per-user order.
@@ -129,3 +126,11 @@ class Dataset:
         }
         dense_sequences = {user: [mapping[item] for item in seq] for user, seq in sequences.items()}
         return Dataset(name, dense_items, dense_sequences, timestamps, dict(meta or {}))
+
+
+def item_counts(sequences: Iterable[Sequence[int]], num_items: int) -> np.ndarray:
+    """How often each item id (0..num_items) occurs in ``sequences``."""
+    counts = np.zeros(num_items + 1, dtype=np.int64)
+    for seq in sequences:
+        np.add.at(counts, np.asarray(seq, dtype=np.int64), 1)
+    return counts

@@ -8,7 +8,7 @@ the tail, where an ID model has seen the target a handful of times.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,14 +26,6 @@ class Buckets:
     rows: dict[str, np.ndarray]
     count_range: dict[str, tuple[int, int]]
     """(min, max) training count of the targets in each bucket."""
-
-
-def item_counts(sequences: Iterable[Sequence[int]], num_items: int) -> np.ndarray:
-    """How often each item id (0..num_items) occurs in ``sequences``."""
-    counts = np.zeros(num_items + 1, dtype=np.int64)
-    for seq in sequences:
-        np.add.at(counts, np.asarray(seq, dtype=np.int64), 1)
-    return counts
 
 
 def popularity_buckets(targets: Sequence[int], counts: np.ndarray, names: Sequence[str] = BUCKETS) -> Buckets:

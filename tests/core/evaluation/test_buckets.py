@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.evaluation.buckets import item_counts, metrics_by_bucket, popularity_buckets
+from core.data.dataset import item_counts
+from core.evaluation.buckets import metrics_by_bucket, popularity_buckets
 from core.evaluation.metrics import metrics_from_ranks
 
 
