@@ -30,7 +30,8 @@ from core.models.artifacts import load_model
 from core.models.base import SequenceModel
 from core.models.scorer import ModelScorer
 from core.settings import DistillConfig, Settings, StudentConfig, TeacherConfig, TrainConfig
-from core.training.recipes import TrainResult, distill_student, teacher_cache, train_teacher
+from core.training.recipes import TrainResult, teacher_cache, train_teacher
+from core.training.served import ItemTexts, served_student
 from store import registry
 from store.models import ModelVersion
 from store.versions import describe, new_artifact_folder, publish
@@ -219,17 +220,22 @@ def _distil_student(
         cache_path,
         device=profile.student_train.device,
     )
-    result = distill_student(
+    texts = ItemTexts(dataset.item_texts(), config.teacher.checkpoint, Path(config.artifact_dir) / "text-encodings")
+    served = served_student(
         folds,
         profile.student,
         profile.student_train,
         distill,
         cache,
+        teacher,
+        texts,
         valid_users=profile.valid_users,
-        teacher_hidden=teacher.item_embeddings().shape[1],
     )
+    result = served.result
     metrics = version_metrics(dataset, result, folds.test)
     folder = new_artifact_folder(Path(config.artifact_dir), "student", dataset.name)
+    if served.text_map is not None:  # in the folder before the version exists: the consumer loads both
+        served.text_map.save(folder)
     with sessions.begin() as session:
         version = publish(
             session,

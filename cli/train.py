@@ -17,6 +17,7 @@ from cli.neural_eval import ModelNotFound, load_for_dataset, resolve_artifact
 from core.data.catalog import DatasetNotFound, load_dataset
 from core.data.errors import DataFormatError
 from core.data.split import LeaveOneOut, leave_one_out
+from core.distill.text_map import TextMap
 from core.evaluation import evaluate
 from core.evaluation.report import metrics_table, write_json
 from core.models.artifacts import save_model
@@ -24,7 +25,8 @@ from core.models.scorer import ModelScorer
 from core.settings import Settings, TrainConfig
 from core.text import CheckpointNotFound
 from core.training.data import WindowMode
-from core.training.recipes import TrainResult, distill_student, teacher_cache, train_student, train_teacher
+from core.training.recipes import TrainResult, teacher_cache, train_student, train_teacher
+from core.training.served import ItemTexts, served_student, text_map_for
 from store import registry
 from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import upgrade
@@ -62,6 +64,7 @@ def _finish(
     promote: bool,
     register: bool,
     parent_id: int | None = None,
+    text_map: TextMap | None = None,
 ) -> None:
     """Evaluate on the test targets, save the artifact and (unless told not to) publish it as a version:
     ``store.versions.publish`` writes the model, a student's FAISS index and the registry row, as the jobs do."""
@@ -69,6 +72,8 @@ def _finish(
     metrics = {"dataset": dataset, "valid": result.valid, "test": test, "train_seconds": round(result.seconds, 1)}
     folder = new_artifact_folder(Path(config.artifact_dir), kind, Path(dataset).name).resolve()
     typer.echo(metrics_table({f"{kind} (valid)": result.valid, f"{kind} (test)": test}))
+    if text_map is not None:  # in the folder before the version exists: a server loads both together
+        text_map.save(folder)
     saved = f"saved {folder} after {result.seconds / 60:.1f} min ({result.history.stopped})"
     if not register:
         save_model(result.model, folder, metrics=metrics, extra={"dataset": dataset, **run_config})
@@ -155,8 +160,13 @@ def student(
     ),
     no_kd: bool = typer.Option(False, "--no-kd", help="Train the student alone (no teacher)."),
     dataset: str = typer.Option(None, help="Dataset name or folder (default: settings' dataset)."),
-    alpha: float = typer.Option(None),
-    temperature: float = typer.Option(None),
+    alpha: float = typer.Option(None, help="Weight of the cross-entropy on the true next item (the rest is KD)."),
+    temperature: float = typer.Option(None, help="Softmax temperature of the teacher's and student's scores."),
+    transfer: bool = typer.Option(
+        None,
+        "--transfer/--no-transfer",
+        help="Start the student's item table from the teacher's (default: settings' distill.transfer).",
+    ),
     epochs: int = typer.Option(None),
     max_minutes: float = typer.Option(None, help="Time budget."),
     lr: float = typer.Option(None),
@@ -169,15 +179,19 @@ def student(
     name = dataset or config.dataset
     train = _train_config(config.student_train, epochs, max_minutes, lr, device)
     distill = config.distill.model_copy(
-        update={k: v for k, v in {"alpha": alpha, "temperature": temperature}.items() if v is not None}
+        update={
+            k: v for k, v in {"alpha": alpha, "temperature": temperature, "transfer": transfer}.items() if v is not None
+        }
     )
     distill = type(distill).model_validate(distill.model_dump())
     data = load_dataset(name, config.data_dirs, text_columns=config.text_columns)
     folds = leave_one_out(data)
     run_config: dict[str, Any] = {"student": config.student.model_dump(), "train": train.model_dump()}
+    texts = ItemTexts(data.item_texts(), config.teacher.checkpoint, Path(config.artifact_dir) / "text-encodings")
     if no_kd:
         result = train_student(folds, config.student, train)
-        _finish(config, "student", result, folds, name, run_config, promote, register)
+        text_map = text_map_for(result.model, folds, texts)
+        _finish(config, "student", result, folds, name, run_config, promote, register, text_map=text_map)
         return
     folder, version = resolve_artifact(teacher, config)
     teacher_model = load_for_dataset(folder, data.num_items, train.device)
@@ -195,8 +209,6 @@ def student(
         cache_path,
         device=train.device,
     )
-    result = distill_student(
-        folds, config.student, train, distill, cache, teacher_hidden=teacher_model.item_embeddings().shape[1]
-    )
+    served = served_student(folds, config.student, train, distill, cache, teacher_model, texts)
     run_config.update({"distill": distill.model_dump(), "teacher_artifact": str(folder)})
-    _finish(config, "student", result, folds, name, run_config, promote, register, parent_id=version)
+    _finish(config, "student", served.result, folds, name, run_config, promote, register, version, served.text_map)

@@ -29,12 +29,17 @@ class KafkaSettings(_Frozen):
     dlq_topic: str = "kdrec.events.dlq"
     recommendations_topic: str = "kdrec.recommendations"
     control_topic: str = "kdrec.control"
+    items_topic: str = "kdrec.items"
+    """New and changed catalogue items (``stream.items``), served from their text at once."""
+    items_dlq_topic: str = "kdrec.items.dlq"
     consumer_group: str = "kdrec-recs"
     partitions: int = Field(default=4, ge=1)
     session_timeout_ms: int = Field(default=6000, ge=1000)
     heartbeat_interval_ms: int = Field(default=2000, ge=100)
     max_poll_records: int = Field(default=500, ge=1)
     max_event_bytes: int = Field(default=4096, ge=64)
+    max_item_bytes: int = Field(default=65536, ge=256)
+    """Largest item record accepted on the items topic (titles and text fields)."""
     linger_ms: int = Field(default=1, ge=0)
     """How long the click producer waits to batch records: each waits at most this long before
     it is sent, so it adds to event -> recommendation latency (Kafka's own default is 5)."""
@@ -141,6 +146,9 @@ class DistillConfig(_Frozen):
     temperature: float = Field(default=2.0, gt=0.0)
     top_k: int = Field(default=100, ge=1)
     hidden_weight: float = Field(default=0.0, ge=0.0)
+    transfer: bool = False
+    """Start the student's item table from the teacher's item representations (PCA to the
+    student's width, ``core.distill.transfer``) before distilling."""
 
 
 class ServeConfig(_Frozen):

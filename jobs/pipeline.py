@@ -163,10 +163,12 @@ class _Run:
         self._enter("teacher_scores")
         cache = stages.score_windows(snapshot, teacher, settings, progress)
         self._enter("student")
-        student_result = stages.distil(snapshot, cache, teacher.item_embeddings().shape[1], settings, progress)
+        served = stages.distil(snapshot, cache, teacher, settings, self.p.text_cache, progress)
         del cache
         self._enter("index")
-        candidates = stages.Candidates(teacher, student_result.model, teacher_result, student_result, how)
+        candidates = stages.Candidates(
+            teacher, served.model, teacher_result, served.result, how, student_text_map=served.text_map
+        )
         label = f"run{self.run_id}-{self.held.holder.rsplit(':', 1)[-1]}"
         staged = stages.stage_candidates(candidates, settings, label, self.run_id)
         with self.p.sessions.begin() as session:
@@ -181,7 +183,7 @@ class _Run:
         self.metrics["candidate"] = holdout_metrics(loaded.model, holdout, num_items)
         self.metrics["candidate_teacher"] = holdout_metrics(teacher, holdout, num_items)
         release(teacher)  # the student is served from its artifact on the CPU
-        release(student_result.model)
+        release(served.model)
         active, note = stages.evaluate_active(snapshot.student, snapshot)
         if active is not None:
             self.metrics["active"] = active

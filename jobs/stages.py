@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.data.dataset import Dataset
 from core.data.split import LeaveOneOut, leave_one_out
 from core.distill.cache import TeacherCache
+from core.distill.text_map import TextMap
 from core.models.artifacts import load_model, save_model
 from core.models.base import SequenceModel
 from core.settings import Settings, TrainConfig
-from core.training.recipes import TrainResult, distill_student, teacher_cache
+from core.training.recipes import TrainResult, teacher_cache
+from core.training.served import ItemTexts, ServedStudent, served_student
 from core.training.warm_start import refit_start, refit_teacher
 from jobs.holdout import holdout_metrics
 from store import registry
@@ -59,6 +61,7 @@ class Candidates:
     teacher_result: TrainResult
     student_result: TrainResult
     teacher_start: str
+    student_text_map: TextMap | None = None
 
 
 def train_configs(settings: Settings) -> tuple[TrainConfig, TrainConfig]:
@@ -132,18 +135,26 @@ def score_windows(snapshot: Snapshot, teacher: SequenceModel, settings: Settings
 
 
 def distil(
-    snapshot: Snapshot, cache: TeacherCache, teacher_hidden: int, settings: Settings, progress: bool
-) -> TrainResult:
-    """A fresh student trained against the cached teacher scores (the redistillation)."""
+    snapshot: Snapshot,
+    cache: TeacherCache,
+    teacher: SequenceModel,
+    settings: Settings,
+    text_cache: Path | None,
+    progress: bool,
+) -> ServedStudent:
+    """A fresh student trained against the cached teacher scores (the redistillation), in the
+    served recipe (``core.training.served``), with its text map for items not yet clicked."""
     _, train = train_configs(settings)
-    return distill_student(
+    texts = ItemTexts(snapshot.dataset.item_texts(), settings.teacher.checkpoint, text_cache)
+    return served_student(
         snapshot.folds,
         settings.student,
         train,
         settings.distill,
         cache,
+        teacher,
+        texts,
         valid_users=settings.jobs.valid_users,
-        teacher_hidden=teacher_hidden,
         progress=progress,
     )
 
@@ -166,6 +177,7 @@ class Staged:
     folder: Path
     metrics: dict[str, Any]
     config: dict[str, Any]
+    text_map: TextMap | None = None
 
 
 def stage_candidates(candidates: Candidates, settings: Settings, label: str, run_id: int) -> tuple[Staged, Staged]:
@@ -195,10 +207,13 @@ def stage_candidates(candidates: Candidates, settings: Settings, label: str, run
                 "train": student_train.model_dump(),
                 "distill": settings.distill.model_dump(),
             },
+            candidates.student_text_map,
         ),
     )
     for candidate in staged:
         save_model(candidate.model, candidate.folder, metrics=candidate.metrics, extra=candidate.config)
+        if candidate.text_map is not None:
+            candidate.text_map.save(candidate.folder)
     return staged
 
 

@@ -8,5 +8,17 @@ its scores either computed every step or once into a top-k cache (core.distill.c
 from core.distill.cache import TeacherCache, build_teacher_cache
 from core.distill.loss import DistillObjective, kl_full, kl_topk
 from core.distill.teacher_states import teacher_states
+from core.distill.text_map import TEXT_MAP_FILE, TextMap, fit_text_map, load_text_map
 
-__all__ = ["DistillObjective", "TeacherCache", "build_teacher_cache", "kl_full", "kl_topk", "teacher_states"]
+__all__ = [
+    "TEXT_MAP_FILE",
+    "DistillObjective",
+    "TeacherCache",
+    "TextMap",
+    "build_teacher_cache",
+    "fit_text_map",
+    "kl_full",
+    "kl_topk",
+    "load_text_map",
+    "teacher_states",
+]
