@@ -1,0 +1,97 @@
+"""Tables of the cold-start benchmark (bench.cold_start): markdown and JSON side by side."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from core.data.split import EvalSet
+
+
+def random_metrics(num_items: int, users: EvalSet, ks: tuple[int, ...] = (10, 20)) -> dict[str, float]:
+    """The exact expectation of a uniformly random ranking of each user's unseen items."""
+    out: dict[str, float] = {f"HR@{k}": 0.0 for k in ks} | {f"NDCG@{k}": 0.0 for k in ks}
+    for history in users.inputs:
+        candidates = num_items - len(set(history))
+        for k in ks:
+            top = min(k, candidates)
+            out[f"HR@{k}"] += top / candidates
+            out[f"NDCG@{k}"] += sum(1 / math.log2(rank + 2) for rank in range(top)) / candidates
+    n = max(len(users), 1)
+    return {name: value / n for name, value in out.items()} | {"users": float(len(users))}
+
+
+def _table(rows: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["| model | users | HR@10 | NDCG@10 | HR@20 | NDCG@20 |", "|---|---:|---:|---:|---:|---:|"]
+    for name, m in rows.items():
+        scores = " | ".join(f"{m[key]:.4f}" for key in ("HR@10", "NDCG@10", "HR@20", "NDCG@20"))
+        lines.append(f"| {name} | {int(m['users']):,} | {scores} |")
+    return lines
+
+
+def markdown(result: dict[str, Any]) -> str:
+    cold, warm = result["rows"]["cold"], result["rows"]["warm"]
+    student_cold = cold["student + text map"]["HR@10"]
+    student_warm = warm["student + held-out items from text"]["HR@10"]
+    without = warm["student, known items only"]["NDCG@10"]
+    with_text = warm["student + held-out items from text"]["NDCG@10"]
+    maps = result["text_maps"]
+    lines = [
+        f"# Cold start on {result['dataset']}: items nobody clicked, from their text alone",
+        "",
+        f"`python -m bench.cold_start --dataset {result['dataset']}` (profile {result['profile']}). "
+        f"{result['held_out_items']:,} of {result['known_items'] + result['held_out_items']:,} items "
+        f"({result['share']:.0%}, seed {result['seed']}) held out: every interaction with them removed from "
+        "training, their text kept. Full ranking over all items, leave-one-out test targets, seen items removed. "
+        f"Data: {result['data']}.",
+        "",
+        "## Cold users (test target a held-out item)",
+        "",
+        *_table(cold),
+        "",
+        f"Student's cold-user HR@10 is {student_cold / student_warm:.1%} of its warm-user HR@10 "
+        f"({student_cold:.4f} / {student_warm:.4f}; target: at least 30%).",
+        "",
+        "## Warm users (test target a known item)",
+        "",
+        *_table(warm),
+        "",
+        f"The held-out items' text vectors change the student's warm-user NDCG@10 by "
+        f"{(with_text - without) / without:+.2%} (target: no more than 2% lower).",
+        "",
+        "Text maps (ridge regression from the LM's reading of an item's text to a model's item vector, "
+        "chosen on validation users whose target is one of the map's own held-out known items): "
+        + "; ".join(
+            f"{name}: ridge {m['ridge']:g}, items seen >= {m['min_count']} times, validation NDCG@10 "
+            + ("n/a" if m["valid_ndcg"] is None else f"{m['valid_ndcg']:.4f}")
+            for name, m in maps.items()
+        )
+        + ".",
+    ]
+    latency = result.get("latency")
+    if latency:
+        lines += ["", "## New item -> first recommendation containing it", "", *latency_lines(latency)]
+    return "\n".join(lines) + "\n"
+
+
+def latency_lines(latency: dict[str, Any]) -> list[str]:
+    found = latency["found"]
+    lines = [
+        f"{found} of {latency['items']} items published one by one to `kdrec.items` on the embedded broker reached a "
+        f"recommendation list within {latency['timeout_s']:.0f} s (probe: a user whose session is the item's "
+        f"{latency['probe_len']} nearest known items by text, clicking every {latency['probe_every_ms']} ms).",
+    ]
+    if found:
+        lines.append(
+            f"Publish -> first list containing it: p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms, "
+            f"max {latency['max_ms']:.0f} ms (target p99 <= 1 s)."
+        )
+    return lines
+
+
+def write(result: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))

@@ -1,0 +1,68 @@
+"""The cold-start benchmark's split, its exact random baseline and its table scorer."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from bench.cold_start import TableScorer
+from bench.cold_start_report import random_metrics
+from bench.cold_start_split import cold_split
+from core.data.dataset import Dataset, Item
+from core.data.split import EvalSet
+from core.evaluation.evaluator import rank_targets
+from core.models.student import Student
+from core.settings import StudentConfig
+
+
+def _data(users: int = 60, items: int = 40, seed: int = 1) -> Dataset:
+    rng = np.random.default_rng(seed)
+    sequences = {
+        u: [int(i) for i in rng.choice(items, size=rng.integers(3, 9), replace=False) + 1] for u in range(users)
+    }
+    return Dataset("tiny", {i: Item(i, f"item {i}") for i in range(1, items + 1)}, sequences)
+
+
+def test_held_out_items_come_last_and_never_reach_training() -> None:
+    data = _data()
+    split = cold_split(data, share=0.25, seed=3)
+    assert split.known == 30 and split.num_items == 40
+    assert split.folds.num_items == split.known
+    assert all(i <= split.known for seq in split.folds.train.values() for i in seq)
+    assert all(i <= split.known for seq in split.folds.valid.inputs for i in seq)
+    assert all(t <= split.known for t in split.folds.valid.targets)
+    # Renumbering keeps every user's sequence (as titles) and the test set covers all users with 3+ items.
+    titles = {item.item_id: item.title for item in split.data.items.values()}
+    for user, seq in data.sequences.items():
+        assert [titles[i] for i in split.data.sequences[user]] == [f"item {i}" for i in seq]
+    assert len(split.folds.test) == sum(len(seq) >= 3 for seq in data.sequences.values())
+    cold, warm = split.cold(), split.warm()
+    assert len(cold) + len(warm) == len(split.folds.test)
+    assert all(t > split.known for t in cold.targets) and all(t <= split.known for t in warm.targets)
+
+
+def test_random_metrics_are_the_exact_expectation() -> None:
+    users = EvalSet([0, 1], [[1, 2, 3], [4]], [5, 6])
+    got = random_metrics(20, users, ks=(10,))
+    by_hand = [
+        (10 / 17, sum(1 / math.log2(r + 2) for r in range(10)) / 17),
+        (10 / 19, sum(1 / math.log2(r + 2) for r in range(10)) / 19),
+    ]
+    assert math.isclose(got["HR@10"], (by_hand[0][0] + by_hand[1][0]) / 2)
+    assert math.isclose(got["NDCG@10"], (by_hand[0][1] + by_hand[1][1]) / 2)
+
+
+def test_table_scorer_ranks_text_items_and_blocks_them_on_request() -> None:
+    torch.manual_seed(0)
+    student = Student(StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=8, dropout=0.0), num_items=10)
+    query = student.eval().encode(student.prepare([[1, 2]]))[0]
+    table = torch.cat([student.item_embeddings().detach(), 100 * query.detach().unsqueeze(0)])  # item 11 from text
+    users = EvalSet([0], [[1, 2, 11]], [11])  # item 11 in the history is left out of the model's input
+    assert int(rank_targets(TableScorer(student, table), EvalSet([0], [[1, 2]], [11]))[0]) == 0
+    scores = TableScorer(student, table).score([[1, 2, 11]])
+    assert torch.allclose(scores[0, :11], TableScorer(student, table).score([[1, 2]])[0, :11])
+    blocked = torch.zeros(12, dtype=torch.bool)
+    blocked[11] = True
+    assert torch.isneginf(TableScorer(student, table, blocked).score(users.inputs)[0, 11])
