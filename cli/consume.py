@@ -74,7 +74,13 @@ def consume(
             poison_attempts=poison_attempts,
         )
         consumer = StreamConsumer(
-            config.kafka, config.serve, sessions, active, sequence_length=config.sequence_length, options=options
+            config.kafka,
+            config.serve,
+            sessions,
+            active,
+            sequence_length=config.sequence_length,
+            options=options,
+            lm_checkpoint=config.teacher.checkpoint,  # the LM that reads new items' text
         )
 
         def _stop(signum: int, frame: FrameType | None) -> None:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from core.data.dataset import Dataset, Item
 from store import dialect
+from store.catalogue import as_item, item_row
 from store.events import NewEvent, append_events
 from store.models import CatalogItem, Event, ModelVersion, Recommendation, User, UserSequence, table
 
@@ -54,17 +55,7 @@ def upsert_items(session: Session, items: list[Item], chunk: int = 5_000) -> Non
         index_elements=["item_id"],
         set_={name: stmt.excluded[name] for name in ("title", "year", "genres", "source_id", "fields")},
     )
-    rows = [
-        {
-            "item_id": item.item_id,
-            "title": item.title[:512],
-            "year": item.year,
-            "genres": "|".join(item.genres),
-            "source_id": item.source_id,
-            "fields": [list(pair) for pair in item.fields] or None,
-        }
-        for item in items
-    ]
+    rows = [item_row(item) for item in items]
     for start in range(0, len(rows), chunk):
         session.execute(stmt, rows[start : start + chunk])
 
@@ -118,17 +109,7 @@ def dataset_from_store(session: Session, name: str = "kdrec", full_history: bool
     every user's complete history from ``events`` ordered by (ts, arrival). Timestamps are
     converted from epoch ms to the dataset's seconds.
     """
-    items = {
-        row.item_id: Item(
-            row.item_id,
-            row.title,
-            row.year,
-            tuple(g for g in row.genres.split("|") if g),
-            row.source_id,
-            tuple((name, value) for name, value in row.fields or ()),
-        )
-        for row in session.scalars(select(CatalogItem).order_by(CatalogItem.item_id))
-    }
+    items = {row.item_id: as_item(row) for row in session.scalars(select(CatalogItem).order_by(CatalogItem.item_id))}
     sequences: dict[int, list[int]] = {}
     stamps: dict[int, list[int]] = {}
     if full_history:

@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from sqlalchemy.orm import Session
 
+from core.data.dataset import Item
+from core.distill.text_map import TextMap, load_text_map
 from core.index import ItemIndex, SessionRecommender, load_index, save_index
 from core.models.artifacts import load_model, read_config, save_model
 from core.models.base import SequenceModel
@@ -72,7 +76,8 @@ def publish(
 
 @dataclass
 class LoadedVersion:
-    """A version ready to serve: the model in eval mode and, for students, its FAISS index."""
+    """A version ready to serve: the model in eval mode and, for students, its FAISS index and
+    text map (``core.distill.text_map``; None when the artifact has none)."""
 
     version_id: int
     kind: str
@@ -81,10 +86,36 @@ class LoadedVersion:
     recommender: SessionRecommender
     metrics: dict[str, Any] = field(default_factory=dict)
     load_seconds: float = 0.0
+    text_map: TextMap | None = None
+    text_items: set[int] = field(default_factory=set)
+    """Ids served from their text alone: catalogue items added after this version was trained."""
 
     def recommend(self, histories: list[list[int]], k: int):
         """Top-``k`` unseen items for each history: a ``core.index.SearchResult``."""
         return self.recommender.recommend(histories, k)
+
+    def add_text_items(self, items: list[Item], encodings: torch.Tensor) -> int:
+        """Serve ``items`` from their LM text ``encodings`` ``[len(items), T]``; returns how many.
+
+        Items the model learnt (ids up to its ``num_items``) are skipped: their trained rows stay.
+        The others are mapped into the model's space by the text map and added to (or, when
+        already served from text, replaced in) a copy of the index, which then replaces the
+        recommender's in one reference assignment, so a search in another thread sees the old
+        index or the new one. Ids beyond the index must continue its dense range. Without a
+        text map nothing is added.
+        """
+        if self.text_map is None or not items:
+            return 0
+        if len(items) != len(encodings):
+            raise ValueError(f"{len(items)} items but {len(encodings)} encodings")
+        rows = [row for row, item in enumerate(items) if item.item_id > self.model.num_items]
+        if not rows:
+            return 0
+        ids = np.array([items[row].item_id for row in rows], dtype=np.int64)
+        vectors = self.text_map(encodings[rows].detach().cpu())
+        self.recommender.index = self.recommender.index.with_items(ids, vectors)
+        self.text_items |= set(ids.tolist())
+        return len(rows)
 
 
 def load_version(version: ModelVersion, serve: ServeConfig, device: str = "cpu") -> LoadedVersion:
@@ -99,8 +130,24 @@ def load_version(version: ModelVersion, serve: ServeConfig, device: str = "cpu")
         index = ItemIndex.from_config(model.item_embeddings().detach().cpu(), serve, model_version=version.id)
     recommender = SessionRecommender(model, index, max_len=model.history_len, device=device)
     return LoadedVersion(
-        version.id, version.kind, folder, model, recommender, dict(version.metrics or {}), time.perf_counter() - started
+        version.id,
+        version.kind,
+        folder,
+        model,
+        recommender,
+        dict(version.metrics or {}),
+        time.perf_counter() - started,
+        text_map=_text_map(folder) if version.kind == "student" else None,
     )
+
+
+def _text_map(folder: Path) -> TextMap | None:
+    """The student's text map; a malformed one is logged and left out (the model still serves)."""
+    try:
+        return load_text_map(folder)
+    except ValueError as exc:
+        log.warning("%s; new items will not be served from their text", exc)
+        return None
 
 
 def describe(folder: Path) -> dict[str, Any]:

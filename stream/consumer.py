@@ -44,6 +44,10 @@ version completely off the hot path; the loop takes the loaded version once per 
 swap happens between batches, never inside one. Without an active student, events are still
 stored (recommendations are skipped; logged once). ``stop()`` (the CLI calls it on
 SIGTERM/SIGINT) lets the current batch finish, commit, then closes the clients.
+
+New items: with ``follow_items`` a background thread (``stream.item_feed``) follows the items
+topic, stores new items in SQL (so clicks on them are accepted) and serves them from their
+text through the active student's text map, with the LM at ``lm_checkpoint``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from kafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -62,11 +67,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.index.threads import serving_threads
 from core.settings import KafkaSettings, ServeConfig
+from core.text.live import TextEncoder
 from store.active import ActiveModel
 from store.versions import LoadedVersion
 from stream.batch import Applied, Catalogue, Decoded, apply_batch, decode_batch, now_ms, skip_rejection
 from stream.clients import Backoff, BrokerUnavailable, Clients, InFlight, Polled, next_offsets
 from stream.fetch_wait import FetchWait
+from stream.item_feed import ItemFeed
 from stream.metrics import ConsumerMetrics
 from stream.model_watch import ModelWatcher
 from stream.poison import PoisonBatch, PoisonPolicy, PoisonRetry
@@ -100,6 +107,8 @@ class ConsumerOptions:
     freeze_gc: bool = True
     """Once the model is loaded, ``gc.freeze()`` everything alive: full collections then skip it
     instead of pausing the loop (and the Kafka IO thread) for tens of milliseconds."""
+    follow_items: bool = True
+    """Follow the items topic in a background thread (``stream.item_feed``)."""
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -122,7 +131,10 @@ class StreamConsumer:
         sequence_length: int,
         options: ConsumerOptions = ConsumerOptions(),
         metrics: ConsumerMetrics | None = None,
+        lm_checkpoint: str | Path | None = None,
     ) -> None:
+        """``lm_checkpoint``: the LM that reads new items' text (``TeacherConfig.checkpoint``;
+        None: the bundled all-MiniLM-L6-v2)."""
         self.kafka = kafka
         self.serve = serve
         self.sessions = sessions
@@ -131,6 +143,23 @@ class StreamConsumer:
         self.options = options
         self.metrics = metrics or ConsumerMetrics()
         self.catalogue = Catalogue(sessions)
+        self.item_feed = (
+            ItemFeed(
+                kafka,
+                sessions,
+                active,
+                TextEncoder(lm_checkpoint),
+                read_sessions=active.sessions,
+                poll_timeout_ms=options.poll_timeout_ms,
+                probe_every_s=options.probe_every_s,
+                backoff_initial_s=options.backoff_initial_s,
+                backoff_max_s=options.backoff_max_s,
+                send_timeout_s=options.send_timeout_s,
+                sync_every_s=options.model_check_s,
+            )
+            if options.follow_items
+            else None
+        )
         self._stop = threading.Event()
         self._clients: Clients | None = None
         self._db_backoff = Backoff(options.backoff_initial_s, options.backoff_max_s)
@@ -172,6 +201,8 @@ class StreamConsumer:
             gc.freeze()
         if watcher is not None:
             watcher.start()
+        if self.item_feed is not None:
+            self.item_feed.start()
         try:
             while not self._stop.is_set():
                 if self._clients is None and not self._connect():
@@ -185,6 +216,8 @@ class StreamConsumer:
         finally:
             if watcher is not None:
                 watcher.stop()
+            if self.item_feed is not None:
+                self.item_feed.stop()
             self._disconnect(final_commit=True)
             m = self.metrics
             log.info(

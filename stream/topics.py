@@ -6,7 +6,9 @@ applies its own ``default.replication.factor``.
 
 Partitions: the events, dead-letter and recommendations topics get
 ``KafkaSettings.partitions`` (all three are keyed by user id); the control topic gets one
-partition so that control messages (e.g. "model version N promoted") are totally ordered.
+partition so that control messages (e.g. "model version N promoted") are totally ordered, and
+so do the items topic and its dead-letter topic: item ids are dense, so a new item's record
+must come after the one of the item before it (``stream.items``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36
 CONTROL_PARTITIONS = 1
+ITEMS_PARTITIONS = 1
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,14 @@ class TopicSpec:
 
 
 def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
-    """The four kdrec topics with their wanted partition counts."""
+    """The six kdrec topics with their wanted partition counts."""
     return [
         TopicSpec("events", kafka.events_topic, kafka.partitions),
         TopicSpec("dlq", kafka.dlq_topic, kafka.partitions),
         TopicSpec("recommendations", kafka.recommendations_topic, kafka.partitions),
         TopicSpec("control", kafka.control_topic, CONTROL_PARTITIONS),
+        TopicSpec("items", kafka.items_topic, ITEMS_PARTITIONS),
+        TopicSpec("items_dlq", kafka.items_dlq_topic, ITEMS_PARTITIONS),
     ]
 
 
@@ -48,7 +53,7 @@ def admin_client(kafka: KafkaSettings, timeout_ms: int = 10_000) -> KafkaAdminCl
 
 
 def ensure_topics(kafka: KafkaSettings, timeout_ms: int = 10_000) -> dict[str, int]:
-    """Create any missing kdrec topic; return ``{topic name: partition count}`` of all four.
+    """Create any missing kdrec topic; return ``{topic name: partition count}`` of all six.
 
     Idempotent: existing topics are left as they are (a warning is logged when one has fewer
     partitions than configured, since repartitioning would break per-user ordering).

@@ -47,6 +47,7 @@ import faiss
 import numpy as np
 import torch
 
+from core.index.growth import grown
 from core.settings import ServeConfig
 
 IndexKind = Literal["flat", "hnsw"]
@@ -152,6 +153,22 @@ class ItemIndex:
     def from_config(cls, item_embeddings: Any, serve: ServeConfig, model_version: str | int | None = None) -> ItemIndex:
         """Build the kind of index ``ServeConfig`` asks for (``index``, ``hnsw_m``)."""
         return cls.build(item_embeddings, serve.index, hnsw_m=serve.hnsw_m, model_version=model_version)
+
+    # --- growth ------------------------------------------------------------------------------
+    def with_items(self, ids: np.ndarray, vectors: Any) -> ItemIndex:
+        """A NEW index holding these ``[m, D]`` vectors under ``ids`` besides everything here.
+
+        Copy-on-write (``core.index.growth``): this object is left untouched, so a thread
+        searching it never sees a half-updated index; the caller swaps one reference. Ids above
+        ``num_items`` must continue the dense range; an id already present is replaced.
+        """
+        wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if not len(wanted):
+            return self
+        index, num_items = grown(self.index, self.kind, self.num_items, wanted, as_float32(vectors), self.hnsw_m)
+        return ItemIndex(
+            index, self.kind, num_items, hnsw_m=self.hnsw_m, ef_search=self.ef_search, model_version=self.model_version
+        )
 
     # --- search --------------------------------------------------------------------------
     def search(

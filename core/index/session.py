@@ -3,8 +3,11 @@
 The encoder is anything with ``encode(LongTensor[B, L]) -> Tensor[B, D]`` taking histories
 left-padded with 0 (the model contract in ``core.models.base``), or a plain callable doing the
 same; nothing here depends on a concrete model class. Any history works, including a user the
-model never saw: only the items matter. Items outside the index's 1..num_items (added to the
-catalogue after this model version was trained) are left out of the encoder's input.
+model never saw: only the items matter. Only items the encoder knows go into its input: ids
+1..``encoder.num_items`` when the encoder has that attribute (the models do), else the index's
+1..num_items. Items added to the catalogue after this model version was trained are left out:
+the index may already serve them from their text alone (``ItemIndex.with_items``), so they are
+recommendable at once, but they shape no session until a refit learns them.
 An empty history is encoded as a row of padding (the models keep such rows finite).
 
 Seen items (the whole given history) are excluded from the results by default.
@@ -81,8 +84,15 @@ class SessionRecommender:
                 module.train()
         return out
 
+    @property
+    def known_items(self) -> int:
+        """Ids 1..this go into the encoder: the encoder's ``num_items``, else the index's."""
+        learnt = getattr(self.encoder, "num_items", None)
+        return learnt if isinstance(learnt, int) else self.index.num_items
+
     def _known(self, history: Sequence[int]) -> list[int]:
-        return [int(item) for item in history if 1 <= int(item) <= self.index.num_items]
+        limit = self.known_items
+        return [int(item) for item in history if 1 <= int(item) <= limit]
 
     def recommend(
         self, histories: Sequence[Sequence[int]], k: int, *, exclude_seen: bool = True, strategy: Strategy = "auto"

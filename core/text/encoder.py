@@ -10,6 +10,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -27,14 +28,23 @@ def cache_key(identity: str, texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-@torch.no_grad()
-def _encode(checkpoint: Path, texts: Sequence[str], batch_size: int, max_tokens: int) -> torch.Tensor:
+def load_lm(checkpoint: Path) -> tuple[Any, Any]:
+    """The tokenizer and the LM (eval mode) of a local checkpoint folder, offline."""
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
     model = AutoModel.from_pretrained(str(checkpoint), local_files_only=True).eval()
+    return tokenizer, model
+
+
+@torch.no_grad()
+def mean_pooled(
+    tokenizer: Any, model: Any, texts: Sequence[str], batch_size: int, max_tokens: int, progress: bool = True
+) -> torch.Tensor:
+    """``[len(texts), hidden]`` mean-pooled final-layer states (padding left out of the mean)."""
     out = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="encode item texts", leave=False):
+    starts = range(0, len(texts), batch_size)
+    for start in tqdm(starts, desc="encode item texts", leave=False, disable=not progress):
         tokens = tokenizer(
             list(texts[start : start + batch_size]),
             padding=True,
@@ -47,6 +57,11 @@ def _encode(checkpoint: Path, texts: Sequence[str], batch_size: int, max_tokens:
         out.append((states * weights).sum(1) / weights.sum(1).clamp(min=1.0))
     hidden = model.config.hidden_size
     return torch.cat(out) if out else torch.zeros(0, hidden)
+
+
+def _encode(checkpoint: Path, texts: Sequence[str], batch_size: int, max_tokens: int) -> torch.Tensor:
+    tokenizer, model = load_lm(checkpoint)
+    return mean_pooled(tokenizer, model, texts, batch_size, max_tokens)
 
 
 def encode_texts(

@@ -31,6 +31,8 @@ def kafka(kafka_broker: EmbeddedBroker) -> KafkaSettings:
             "dlq_topic": f"{prefix}.events.dlq",
             "recommendations_topic": f"{prefix}.recommendations",
             "control_topic": f"{prefix}.control",
+            "items_topic": f"{prefix}.items",
+            "items_dlq_topic": f"{prefix}.items.dlq",
             "consumer_group": f"{prefix}-group",
         }
     )

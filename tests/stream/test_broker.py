@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from core.settings import KafkaSettings
 from stream.broker import BrokerError, EmbeddedBroker, ensure_local_broker, find_broker_binary, free_port
 from stream.net import port_open
-from stream.topics import CONTROL_PARTITIONS, ensure_topics
+from stream.topics import CONTROL_PARTITIONS, ITEMS_PARTITIONS, ensure_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -53,6 +53,8 @@ def test_topics_created_with_configured_partitions_idempotently(kafka: KafkaSett
         kafka.dlq_topic: 4,
         kafka.recommendations_topic: 4,
         kafka.control_topic: CONTROL_PARTITIONS,
+        kafka.items_topic: ITEMS_PARTITIONS,
+        kafka.items_dlq_topic: ITEMS_PARTITIONS,
     }
 
 
