@@ -1,9 +1,10 @@
 """kdrec's Streamlit app: ``streamlit run app/main.py``.
 
-Three pages (``st.navigation``): Recommend (a user's or an anonymous session's student and
+Four pages (``st.navigation``): Recommend (a user's or an anonymous session's student and
 teacher top 10, clicks published to Kafka), Live (events, recommendation updates, throughput,
-latency, consumer lag) and Models (versions, quality, size and latency, job runs). Shared
-resources (settings, database engine, the active models) live in ``app.services``.
+latency, consumer lag), Catalogue (add an item, the newest items) and Models (versions,
+quality, size and latency, job runs). Shared resources (settings, database engine, the active
+models) live in ``app.services``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ page = st.navigation(
     [
         st.Page(PAGES / "recommend.py", title="Recommend", icon=":material/recommend:", default=True),
         st.Page(PAGES / "live.py", title="Live", icon=":material/monitoring:"),
+        st.Page(PAGES / "catalogue.py", title="Catalogue", icon=":material/inventory_2:"),
         st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),
     ]
 )

@@ -26,6 +26,11 @@ def titles(session: Session) -> dict[int, str]:
     return {item: f"{title} ({year})" if year else title for item, title, year in rows}
 
 
+def newest_items(session: Session, limit: int = 20) -> list[CatalogItem]:
+    """The catalogue's highest ids first (new items take the next free id)."""
+    return list(session.scalars(select(CatalogItem).order_by(CatalogItem.item_id.desc()).limit(limit)))
+
+
 def user_ids(session: Session) -> list[int]:
     """Users with a stored sequence, ascending."""
     return list(session.scalars(select(UserSequence.user_id).order_by(UserSequence.user_id)))

@@ -10,7 +10,9 @@ registry names another active version, at most one registry look-up every 2 seco
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from sqlalchemy import Engine, inspect
@@ -22,6 +24,9 @@ from store.active import ActiveModel
 from store.engine import create_engine_for, make_sessionmaker
 from store.load import table_counts
 from store.versions import LoadedVersion
+
+if TYPE_CHECKING:
+    from stream.text_serving import TextServing
 
 MODEL_KINDS = ("student", "teacher")
 
@@ -124,11 +129,31 @@ def _active_model(url: str, kind: str, serve_json: str) -> ActiveModel:
     return ActiveModel(read_sessions(url), ServeConfig.model_validate_json(serve_json), kind=kind, check_every=2.0)
 
 
+@st.cache_resource(show_spinner=False)
+def _text_serving(url: str, serve_json: str, checkpoint: str | None) -> tuple[TextServing, threading.Lock]:
+    from core.text.live import TextEncoder
+    from stream.text_serving import TextServing
+
+    active = _active_model(url, "student", serve_json)
+    return TextServing(active, read_sessions(url), TextEncoder(checkpoint)), threading.Lock()
+
+
 def active_models(config: Settings) -> dict[str, LoadedVersion | None]:
-    """The active student and teacher (loaded once, swapped when the registry changes)."""
+    """The active student and teacher (loaded once, swapped when the registry changes). The
+    student also serves, from their text, catalogue items it never learnt (``stream.text_serving``,
+    as the consumer does), so an item added a moment ago can be in the app's lists too."""
     single_thread_inference()
     serve = config.serve.model_dump_json()
     out: dict[str, LoadedVersion | None] = {}
     for kind in MODEL_KINDS:
         out[kind] = _active_model(config.database_url, kind, serve).current()
+    if out["student"] is not None:
+        serving, lock = _text_serving(config.database_url, serve, config.teacher.checkpoint)
+        with lock:  # one sync at a time: Streamlit runs each session's script in its own thread
+            serving.sync_if_due()
     return out
+
+
+def learnt_items(loaded: LoadedVersion | None) -> int | None:
+    """How many items the student learnt; ids above it are "new (from text)"."""
+    return loaded.model.num_items if loaded is not None else None

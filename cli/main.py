@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str | None]] = [
     ("cli.train", "train"),
     ("cli.jobs", "jobs"),
     ("cli.models", "models"),
+    ("cli.items", "items"),
     ("cli.scheduler", None),
 ]
 

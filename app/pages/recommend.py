@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from app import clicks, ui
+from app import clicks, services, ui
 from app.compare import kendall_tau_union, overlap_at_k, rank_biased_overlap
 from store.sequences import get_sequence
 from store.versions import LoadedVersion
@@ -21,11 +21,13 @@ config = ui.settings_or_stop()
 store = ui.store_or_stop(config)
 models = ui.models_or_stop(config)
 names = ui.titles(store.url, store.counts["items"])
+learnt = services.learnt_items(models["student"])
 state = st.session_state
 
 
 def title(item: int) -> str:
-    return names.get(item, f"item {item}")
+    name = names.get(item, f"item {item}")
+    return f"{name} · new (from text)" if learnt is not None and item > learnt else name
 
 
 def when(ts_ms: int) -> str:

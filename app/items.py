@@ -1,0 +1,83 @@
+"""Adding an item from the app: publish its record to the items topic, then wait for the consumer.
+
+The app does not write SQL: the record goes to ``KafkaSettings.items_topic`` like any
+producer's (``stream.items.publish_items``), with the next free item id; the consumer's item
+feed stores it and serves it from its text. Here the catalogue is polled until the item is
+there. Two publishers taking the next id at the same moment would both name the same item (the
+second one then updates the first's text): the app takes ids under a lock, so this holds for one
+app process; several writers of new items should share one id source.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from kafka.errors import KafkaError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import KafkaSettings
+from store.catalogue import next_item_id
+from store.models import CatalogItem
+from stream.items import publish_items
+from stream.net import any_reachable
+from stream.producer import PublishError
+
+_ids = threading.Lock()
+
+
+class ItemError(RuntimeError):
+    """The item could not be published; the message says why."""
+
+
+@dataclass(frozen=True)
+class Published:
+    item_id: int
+    stored: bool
+    """Whether the consumer stored it within the wait."""
+    waited_s: float
+
+
+def parse_fields(text: str) -> dict[str, str]:
+    """``name: value`` lines -> further text fields (names lower-cased, spaces as ``_``)."""
+    fields: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        key = name.strip().lower().replace(" ", "_")
+        if not sep or not key:
+            raise ItemError(f"line {number} of the fields is not `name: value`: {line.strip()!r}")
+        if key in ("item_id", "title", "year", "genres", "source_id"):
+            raise ItemError(f"line {number}: {key!r} is not a free text field")
+        fields[key] = value.strip()
+    return fields
+
+
+def publish_item(
+    kafka: KafkaSettings, sessions: sessionmaker[Session], title: str, fields: dict[str, str], timeout_s: float = 10.0
+) -> Published:
+    """Publish a new item with the next free id and wait until the consumer has stored it."""
+    if not title.strip():
+        raise ItemError("An item needs a title.")
+    if not any_reachable(kafka.bootstrap_servers):
+        raise ItemError(
+            f"The Kafka broker at {kafka.bootstrap_servers} is not reachable, so the item was not sent. "
+            "Start the live system with `kdrec demo` (or `kdrec broker`)."
+        )
+    started = time.monotonic()
+    with _ids:
+        with sessions() as session:
+            item_id = next_item_id(session)
+        try:
+            publish_items(kafka, [{"item_id": item_id, "title": title.strip(), **fields}], timeout_s=timeout_s)
+        except (KafkaError, PublishError, ValueError) as exc:
+            raise ItemError(f"The item was not published: {exc}") from None
+        while time.monotonic() - started < timeout_s:
+            with sessions() as session:
+                if session.scalar(select(CatalogItem.item_id).where(CatalogItem.item_id == item_id)) is not None:
+                    return Published(item_id, True, time.monotonic() - started)
+            time.sleep(0.1)
+    return Published(item_id, False, time.monotonic() - started)
