@@ -194,7 +194,7 @@ class ColdBench:
         if self.args.latency:
             from bench.cold_start_latency import measure_latency
 
-            result["latency"] = measure_latency(student, text_map, split, self.args.latency_items)
+            result["latency"] = measure_latency(student, text_map, split, self.encodings, self.args.latency_items)
         report.write(result, self.out)
         return result
 
@@ -222,9 +222,13 @@ def main() -> None:
     parser.add_argument("--retrain", action="store_true")
     parser.add_argument("--latency", action="store_true", help="also time publish -> first recommendation")
     parser.add_argument("--latency-items", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: robust on a shared machine)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kafka", "urllib3", "httpx", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    torch.set_num_threads(args.threads)
     ColdBench(args).run()
 
 
