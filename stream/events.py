@@ -119,12 +119,8 @@ def _validation_rejection(error: ValidationError) -> Rejection:
     return Rejection(code, "; ".join(problems))
 
 
-def decode(raw: bytes | None, known_items: KnownItems | None = None, max_bytes: int = 4096) -> ClickEvent | Rejection:
-    """Parse and validate one message value; never raises.
-
-    ``known_items`` (a set, any container, or a predicate) rejects item ids not in the
-    catalogue; ``None`` skips that check.
-    """
+def json_object(raw: bytes | None, max_bytes: int) -> dict[str, Any] | Rejection:
+    """A message value as a JSON object, or why it is not one (empty, oversized, not UTF-8 JSON)."""
     if raw is None:
         return Rejection("empty", "message has no value")
     if len(raw) > max_bytes:
@@ -135,8 +131,22 @@ def decode(raw: bytes | None, known_items: KnownItems | None = None, max_bytes: 
         return Rejection("invalid_json", f"not UTF-8 ({exc.reason} at byte {exc.start})")
     except json.JSONDecodeError as exc:
         return Rejection("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        return Rejection("invalid_json", "nested too deeply")
     if not isinstance(payload, dict):
         return Rejection("invalid_json", f"expected a JSON object, got {type(payload).__name__}")
+    return payload
+
+
+def decode(raw: bytes | None, known_items: KnownItems | None = None, max_bytes: int = 4096) -> ClickEvent | Rejection:
+    """Parse and validate one message value; never raises.
+
+    ``known_items`` (a set, any container, or a predicate) rejects item ids not in the
+    catalogue; ``None`` skips that check.
+    """
+    payload = json_object(raw, max_bytes)
+    if isinstance(payload, Rejection):
+        return payload
     try:
         event = ClickEvent.model_validate(payload)
     except ValidationError as exc:

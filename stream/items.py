@@ -31,7 +31,7 @@ from kafka import KafkaProducer
 
 from core.data.dataset import Item
 from core.settings import KafkaSettings
-from stream.events import Rejection
+from stream.events import Rejection, json_object
 from stream.producer import PublishError, producer_options
 
 MAX_ITEM_ID = 2**31 - 1
@@ -95,20 +95,9 @@ def _problems(payload: dict[str, Any]) -> list[tuple[str, str]]:
 
 def decode_item(value: bytes | None, key: bytes | None, max_bytes: int) -> Item | Rejection:
     """Parse and validate one item record; never raises."""
-    if value is None:
-        return Rejection("empty", "message has no value")
-    if len(value) > max_bytes:
-        return Rejection("oversized", f"{len(value)} bytes > limit of {max_bytes}")
-    try:
-        payload = json.loads(value.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return Rejection("invalid_json", f"not UTF-8 ({exc.reason} at byte {exc.start})")
-    except json.JSONDecodeError as exc:
-        return Rejection("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}")
-    except RecursionError:
-        return Rejection("invalid_json", "nested too deeply")
-    if not isinstance(payload, dict):
-        return Rejection("invalid_json", f"expected a JSON object, got {type(payload).__name__}")
+    payload = json_object(value, max_bytes)
+    if isinstance(payload, Rejection):
+        return payload
     problems = _problems(payload)
     if problems:
         code = next(code for code in _CODES if any(found == code for found, _ in problems))
