@@ -115,6 +115,10 @@ class TrainConfig(_Frozen):
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_steps: int = Field(default=100, ge=0)
     patience: int = Field(default=5, ge=1)
+    plateau_factor: float = Field(default=1.0, gt=0.0, le=1.0)
+    """After an evaluation without improvement, training goes on from the best weights so far
+    with the learning rate multiplied by this (1: the same rate, from where it is). Early
+    stopping then ends on a model that was also given smaller steps, whatever the budget."""
     eval_every: int = Field(default=1, ge=1)
     seed: int = 42
     device: str = "auto"

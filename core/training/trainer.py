@@ -3,7 +3,9 @@
 AdamW, linear warm-up then linear decay to zero (over the planned epochs, or over the time
 budget when ``max_minutes`` is set, whichever runs out first), gradient clipping, validation
 NDCG@10 every ``eval_every`` epochs with early stopping (``patience`` evaluations without
-improvement) and the best weights restored at the end. Same seed and no time budget gives
+improvement) and the best weights restored at the end; with ``plateau_factor`` below 1, each
+evaluation without improvement also sends training back to the best weights with a smaller
+learning rate (so the schedule need not know how long convergence takes). Same seed and no time budget gives
 the same result. Batches are bucketed by length unless ``bucket_by_length`` is off
 (core.training.data); bfloat16 autocast on CUDA, and on the CPU with ``autocast_cpu``.
 """
@@ -99,6 +101,7 @@ def fit(
     best_state: dict[str, torch.Tensor] | None = None
     waited = 0
     step = 0
+    scale = 1.0  # the plateau decay's share of the learning rate
     started, cpu_started = time.perf_counter(), time.process_time()
     budget_start = clock()
     name = desc or model.kind
@@ -120,7 +123,7 @@ def fit(
             if factor <= 0.0 and step > 0:  # at least one step, however small the budget
                 history.stopped = "budget" if budget and elapsed >= budget else "schedule"
                 break
-            lr = config.lr * factor
+            lr = config.lr * factor * scale
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast:
@@ -148,6 +151,15 @@ def fit(
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             else:
                 waited += 1
+                if config.plateau_factor < 1.0 and best_state is not None and waited < config.patience:
+                    scale *= config.plateau_factor
+                    model.load_state_dict(best_state)
+                    log.info(
+                        "%s: no better than epoch %d; on from it at %.3gx the learning rate",
+                        name,
+                        history.best_epoch,
+                        scale,
+                    )
         record.elapsed_s = round(time.perf_counter() - started, 2)
         record.cpu_s = round(time.process_time() - cpu_started, 2)
         if seen:

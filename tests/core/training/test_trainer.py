@@ -46,6 +46,37 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     assert history.stopped == "patience" and len(history.epochs) == 3 and history.best_epoch == 1
 
 
+def test_a_plateau_sends_training_back_to_the_best_weights_at_a_smaller_rate() -> None:
+    train, valid = _data()
+    seed_everything(0)
+    model = Student(student_config(dropout=0.0), ITEMS)
+    config = TrainConfig(
+        epochs=12, batch_size=8, lr=5e-2, warmup_steps=0, patience=4, plateau_factor=0.5, device="cpu"
+    )  # a rate high enough to overshoot: plateaus come
+    batches = training_batches(model, train.values(), 8, 0)
+    history = fit(model, batches, valid, config, progress=False)
+    total = config.epochs * len(batches)
+    # each epoch's last rate, without the linear decay: the plateau decay's share of it
+    scales = [record.lr / (config.lr * (1 - (record.steps - 1) / total)) for record in history.epochs]
+    lowered = [i for i in range(1, len(scales)) if scales[i] < scales[i - 1] - 1e-9]
+    assert lowered, scales
+    for i in lowered:  # each drop halves it, after an evaluation no better than the best before it
+        previous = [r.metrics["NDCG@10"] for r in history.epochs[:i]]
+        assert previous[-1] <= max(previous[:-1]) and math.isclose(scales[i] / scales[i - 1], 0.5, rel_tol=1e-6)
+    assert all(math.isclose(scales[i], scales[i - 1]) for i in range(1, len(scales)) if i not in lowered)
+    seed_everything(0)
+    plain = Student(student_config(dropout=0.0), ITEMS)
+    flat = fit(
+        plain,
+        training_batches(plain, train.values(), 8, 0),
+        valid,
+        config.model_copy(update={"plateau_factor": 1.0}),
+        progress=False,
+    )
+    assert all(math.isclose(r.lr, config.lr * (1 - (r.steps - 1) / total)) for r in flat.epochs)  # never lowered
+    assert [r.metrics for r in flat.epochs] != [r.metrics for r in history.epochs]
+
+
 @pytest.mark.parametrize("clock", ["wall", "process"])
 def test_time_budget_stops_training(clock: str) -> None:
     train, valid = _data()
