@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,15 @@ class ColdBench:
         self.profile: Profile = PROFILES[args.profile].for_dataset(data.name)
         if args.scale != 1.0:
             self.profile = self.profile.scaled(args.scale)
+        if args.plateau is not None:
+            self.profile = replace(
+                self.profile,
+                teacher_train=self.profile.teacher_train.model_copy(update={"plateau_factor": args.plateau}),
+                student_train=self.profile.student_train.model_copy(update={"plateau_factor": args.plateau}),
+            )
+        if args.transfer:
+            distill = self.profile.distill.model_copy(update={"transfer": True})
+            self.profile = replace(self.profile, distill=distill)
         self.split: ColdSplit = cold_split(data, args.share, args.seed)
         self.settings = settings
         self.text_cache = Path(settings.artifact_dir) / "text-encodings"
@@ -91,6 +101,15 @@ class ColdBench:
         self.out = Path(args.out) if args.out else RESULTS / stem
         self.texts = ItemTexts(self.split.data.item_texts(), settings.teacher.checkpoint, self.text_cache)
         self.encodings, self.lm = self.texts.encodings()
+
+    @staticmethod
+    def _train_payload(config: Any) -> dict[str, Any]:
+        """A training config as its artifact key: a plateau factor of 1 (no decay) is left out, so
+        models trained before the setting existed keep their key."""
+        dumped = config.model_dump()
+        if dumped.get("plateau_factor") == 1.0:
+            del dumped["plateau_factor"]
+        return dumped
 
     def _folder(self, name: str, payload: dict[str, Any]) -> Path:
         blob = {
@@ -114,7 +133,9 @@ class ColdBench:
 
     def teacher(self) -> tuple[SequenceModel, dict[str, Any]]:
         p = self.profile
-        folder = self._folder("teacher", {"teacher": p.teacher.model_dump(), "train": p.teacher_train.model_dump()})
+        folder = self._folder(
+            "teacher", {"teacher": p.teacher.model_dump(), "train": self._train_payload(p.teacher_train)}
+        )
         known_texts = self.texts.texts[: self.split.known]
         self.teacher_folder = folder
         return self._kept(
@@ -126,7 +147,11 @@ class ColdBench:
 
     def student(self, teacher: SequenceModel, teacher_folder: str) -> tuple[SequenceModel, TextMap, dict[str, Any]]:
         p = self.profile
-        payload = {"student": p.student.model_dump(), "train": p.student_train.model_dump(), "teacher": teacher_folder}
+        payload = {
+            "student": p.student.model_dump(),
+            "train": self._train_payload(p.student_train),
+            "teacher": teacher_folder,
+        }
         folder = self._folder("student", {**payload, "distill": p.distill.model_dump()})
         known = ItemTexts(self.texts.texts[: self.split.known], self.texts.checkpoint, self.text_cache)
         if not self.args.retrain and (folder / "model.safetensors").is_file() and load_text_map(folder) is not None:
@@ -153,6 +178,8 @@ class ColdBench:
         started = time.perf_counter()
         split = self.split
         teacher, teacher_meta = self.teacher()
+        if self.args.teacher_only:
+            return {"teacher": str(self.teacher_folder)}
         student, text_map, student_meta = self.student(teacher, self.teacher_folder.name)
         counts = item_counts(split.folds.train.values(), split.known)
         teacher_map = fit_text_map(
@@ -186,6 +213,8 @@ class ColdBench:
             "share": self.args.share,
             "seed": self.args.seed,
             "profile": self.profile.name,
+            "plateau_factor": self.profile.teacher_train.plateau_factor,
+            "transfer": self.profile.distill.transfer,
             "rows": rows,
             "text_maps": {"student": _describe(text_map), "teacher": _describe(teacher_map)},
             "training": {"teacher": _training(teacher_meta), "student": _training(student_meta)},
@@ -220,6 +249,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every time budget (smoke runs)")
     parser.add_argument("--retrain", action="store_true")
+    parser.add_argument(
+        "--plateau",
+        type=float,
+        default=None,
+        help="TrainConfig.plateau_factor for both models (default: the profile's)",
+    )
+    parser.add_argument("--teacher-only", action="store_true", help="train (or find) the teacher, then stop")
+    parser.add_argument(
+        "--transfer", action="store_true", help="the student's item table starts from the teacher's (distill.transfer)"
+    )
     parser.add_argument("--latency", action="store_true", help="also time publish -> first recommendation")
     parser.add_argument("--latency-items", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: robust on a shared machine)")

@@ -41,7 +41,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# Cold start on {result['dataset']}: items nobody clicked, from their text alone",
         "",
-        f"`python -m bench.cold_start --dataset {result['dataset']}` (profile {result['profile']}). "
+        f"`python -m bench.cold_start --dataset {result['dataset']}` (profile {result['profile']}, learning-rate "
+        f"plateau factor {result.get('plateau_factor', 0.5)}, embedding transfer {result.get('transfer', False)}; "
+        "the student is distilled from the teacher, as kdrec serves it). "
         f"{result['held_out_items']:,} of {result['known_items'] + result['held_out_items']:,} items "
         f"({result['share']:.0%}, seed {result['seed']}) held out: every interaction with them removed from "
         "training, their text kept. Full ranking over all items, leave-one-out test targets, seen items removed. "

@@ -147,12 +147,15 @@ class DistillConfig(_Frozen):
     """Knowledge distillation: alpha * CE + (1 - alpha) * T^2 * KL(teacher || student)."""
 
     alpha: float = Field(default=0.5, ge=0.0, le=1.0)
-    temperature: float = Field(default=2.0, gt=0.0)
+    temperature: float = Field(default=1.0, gt=0.0)
+    """The quality benchmark's recipe (alpha 0.5, T 1, no transfer): see
+    bench/results/quality-amazontoys.md and quality-ml1m-selection.md."""
     top_k: int = Field(default=100, ge=1)
     hidden_weight: float = Field(default=0.0, ge=0.0)
     transfer: bool = False
     """Start the student's item table from the teacher's item representations (PCA to the
-    student's width, ``core.distill.transfer``) before distilling."""
+    student's width, ``core.distill.transfer``) before distilling (off by default: the quality
+    benchmark's "student + KD + transfer" row against "student + KD")."""
 
 
 class ServeConfig(_Frozen):
