@@ -15,7 +15,9 @@ from typing import Any
 
 import torch
 
+from bench import quality_agreement
 from bench import quality_report as report
+from bench.quality_agreement import agreement
 from bench.quality_models import PLAN, ROWS, STUDENTS
 from bench.quality_parallel import run_parallel
 from bench.quality_timing import serving_speeds
@@ -73,6 +75,9 @@ class Table:
         for name, (model, meta) in self.students().items():
             rows[name] = self.row(name, ModelScorer(model), model, meta)
         (cache, cache_seconds), (twin_cache, twin_seconds) = self.teacher_scores(), self.teacher_scores(twin=True)
+        agreed = agreement(
+            {name: ModelScorer(model) for name, model in self.served.items()}, "teacher (pretrained)", self.folds.test
+        )
         for name, speed in serving_speeds(self.served, self.folds.test.inputs).items():
             rows[name]["speed"] = speed
         ordered = [rows[name] for name in ROWS]
@@ -108,6 +113,8 @@ class Table:
             "",
             *report.targets(rows, self.data.name),
             "",
+            *quality_agreement.lines(agreed, "teacher (pretrained)"),
+            "",
             "## Teacher learning curve (valid NDCG@10 per epoch)",
             "",
             report.curve(rows["teacher (pretrained)"].get("history") or {}),
@@ -137,6 +144,7 @@ class Table:
                 "teacher_items": teacher_config.items,
                 "distill": distill.model_dump(),
                 "selection": picked,
+                "agreement": agreed,
                 "cache_seconds": cache_seconds,
                 "twin_cache_seconds": twin_seconds,
                 "positions": len(twin_cache.logits),
