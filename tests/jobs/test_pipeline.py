@@ -51,9 +51,14 @@ def test_refits_promote_and_the_stream_consumer_swaps_versions_without_losing_ev
         clicks.start()
         try:
             wait_until(lambda: consumer.metrics.records >= 20, 60, "the consumer to apply live clicks")
+            new_ids = set(range(n + 1, n + NEW_ITEMS + 1))
+            served = lambda: new_ids <= consumer.active.loaded.text_items  # noqa: E731
+            wait_until(served, 60, "v1 to serve the new items from their text (its text map)")
             second = refit(settings, store_engine, text_cache)
             v2 = second.versions["candidate_student"]
             wait_until(lambda: consumer.active.loaded.version_id == v2, 60, "the consumer to load the new version")
+            # v2 learnt the new items' ids: nothing of the catalogue is served from text any more
+            assert consumer.active.loaded.model.num_items == n + NEW_ITEMS and not consumer.active.loaded.text_items
             applied = consumer.metrics.records
             wait_until(lambda: consumer.metrics.records >= applied + 20, 60, "clicks served by the new version")
         finally:
