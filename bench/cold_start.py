@@ -229,7 +229,12 @@ class ColdBench:
 
 
 def _describe(text_map: TextMap) -> dict[str, Any]:
-    return {"ridge": text_map.ridge, "min_count": text_map.min_count, "valid_ndcg": text_map.valid_ndcg}
+    return {
+        "ridge": text_map.ridge,
+        "min_count": text_map.min_count,
+        "norm": text_map.norm,
+        "valid_ndcg": text_map.valid_ndcg,
+    }
 
 
 def _training(meta: dict[str, Any]) -> dict[str, Any]:

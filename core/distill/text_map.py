@@ -4,13 +4,15 @@ A ridge regression (closed form, float64, unpenalised intercept) from an item's 
 encoding to its row of the student's item table, fitted on the items the student has seen
 often enough. A new item's text then gives a vector in the student's space, servable next to
 the trained rows. Serving is maximum inner product, so a vector's norm decides how often the
-item wins: the mapped vectors are used as the regression gives them (its intercept and
-shrinkage pull uncertain items towards the mean trained item), never renormalised, which
-would rescale how often cold items are shown against trained ones.
+item wins: the regression shrinks uncertain items towards the mean trained item, and so towards a small
+norm that never wins against trained rows. So the rows can also be rescaled to a fixed norm
+(a quantile of the trained rows' norms), and whether to, and to which, is chosen like the rest.
 
-The penalty and the minimum count are chosen by validation: a random share of the seen items
-is held out, their rows replaced by mapped vectors, and the student's NDCG@10 is measured on
-the validation users whose target is one of them.
+Everything is chosen by validation: a random share of the seen items is held out and their rows
+replaced by mapped vectors. The choice is the best NDCG@10 of the validation users whose target
+is a held-out item (whom the map must serve) among the candidates that keep the NDCG@10 of a
+sample of the other users within ``WARM_TOLERANCE`` of an index without the held-out items (new
+vectors must not crowd out good recommendations); when none does, the one that costs them least.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ FORMAT_VERSION = "1"
 DEFAULT_RIDGE = 100.0
 DEFAULT_MIN_COUNT = 1
 MIN_VALID_USERS = 20
+WARM_TOLERANCE = 0.02
+"""How much lower the other validation users' NDCG@10 may be with the mapped vectors in the index."""
+WARM_SAMPLE = 2000
+"""Validation users whose target is not held out, sampled to estimate the map's cost to them."""
 
 Counts = np.ndarray | torch.Tensor | Sequence[int]
 
@@ -51,6 +57,9 @@ class TextMap:
     min_count: int
     lm: str
     valid_ndcg: float | None = None
+    """Validation NDCG@10 of the users whose target was a held-out item (None: not validated)."""
+    norm: float | None = None
+    """Every mapped vector rescaled to this L2 norm (None: as the regression gives it)."""
 
     def __post_init__(self) -> None:
         if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[1],):
@@ -68,7 +77,7 @@ class TextMap:
         if encodings.ndim != 2 or encodings.shape[1] != self.text_dim:
             raise ValueError(f"expected encodings [N, {self.text_dim}], got {tuple(encodings.shape)}")
         weight = self.weight.to(encodings.device, torch.float32)
-        return torch.addmm(self.bias.to(weight), encodings.to(torch.float32), weight)
+        return _rescaled(torch.addmm(self.bias.to(weight), encodings.to(torch.float32), weight), self.norm)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``folder/TEXT_MAP_FILE`` (tensors plus string metadata), atomically."""
@@ -82,11 +91,18 @@ class TextMap:
             "min_count": str(int(self.min_count)),
             "lm": self.lm,
             "valid_ndcg": "" if self.valid_ndcg is None else repr(float(self.valid_ndcg)),
+            "norm": "" if self.norm is None else repr(float(self.norm)),
         }
         tmp = folder / (TEXT_MAP_FILE + ".tmp")
         save_file({k: t.detach().to("cpu", torch.float32).contiguous() for k, t in tensors.items()}, str(tmp), metadata)
         tmp.replace(path)
         return path
+
+
+def _rescaled(vectors: torch.Tensor, norm: float | None) -> torch.Tensor:
+    if norm is None:
+        return vectors
+    return vectors * (norm / vectors.norm(dim=1, keepdim=True).clamp(min=1e-12))
 
 
 def load_text_map(folder: str | Path) -> TextMap | None:
@@ -111,6 +127,7 @@ def load_text_map(folder: str | Path) -> TextMap | None:
             min_count=int(metadata["min_count"]),
             lm=metadata["lm"],
             valid_ndcg=float(ndcg) if ndcg else None,
+            norm=float(metadata["norm"]) if metadata.get("norm") else None,
         )
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         detail = f"missing metadata {exc}" if isinstance(exc, KeyError) else str(exc)
@@ -169,12 +186,16 @@ def _queries(student: SequenceModel, inputs: list[list[int]], batch_size: int, d
 
 
 @torch.no_grad()
-def _ndcg(queries: torch.Tensor, table: torch.Tensor, valid: EvalSet, batch_size: int) -> float:
-    """NDCG@10 over all items, each user's seen items removed."""
+def _ndcg(
+    queries: torch.Tensor, table: torch.Tensor, valid: EvalSet, batch_size: int, blocked: torch.Tensor | None = None
+) -> float:
+    """NDCG@10 over all items (but ``blocked`` rows), each user's seen items removed."""
     ranks = []
     for start in range(0, len(valid), batch_size):
         stop = start + batch_size
         scores = queries[start:stop] @ table.T
+        if blocked is not None:
+            scores[:, blocked] = float("-inf")
         targets = torch.as_tensor(valid.targets[start:stop], device=scores.device)
         ranks.append(target_ranks(scores, targets, pad_sequences(valid.inputs[start:stop])).cpu())
     return metrics_from_ranks(torch.cat(ranks), (10,))["NDCG@10"]
@@ -196,59 +217,103 @@ class _Fitting:
         return fit_ridge(self.encodings[rows], self.table[rows], torch.as_tensor(weights), ridge)
 
 
+@dataclass(frozen=True)
+class _Choice:
+    ridge: float
+    min_count: int
+    norm_quantile: float | None
+    score: float | None
+
+
+def _sample(valid: EvalSet, rows: list[int]) -> EvalSet:
+    return EvalSet([valid.users[i] for i in rows], [valid.inputs[i] for i in rows], [valid.targets[i] for i in rows])
+
+
+def _norm_at(fitting: _Fitting, items: np.ndarray, quantile: float | None) -> float | None:
+    """The ``quantile`` of the trained rows' norms over ``items`` (None: no rescaling)."""
+    if quantile is None:
+        return None
+    rows = torch.as_tensor(items, device=fitting.table.device)
+    return float(torch.quantile(fitting.table[rows].norm(dim=1).double(), quantile))
+
+
 def _choose(
     fitting: _Fitting,
     student: SequenceModel,
     valid: EvalSet,
-    grid: list[tuple[float, int]],
+    grid: list[tuple[float, int, float | None]],
     holdout: float,
     seed: int,
     batch_size: int,
-) -> tuple[float, int, float | None]:
-    """The best (ridge, min_count) on held-out items and its NDCG@10; the defaults and None
-    when too few validation users target a held-out item."""
+) -> _Choice:
+    """The best (ridge, min_count, norm quantile) on held-out items and its estimated NDCG@10 over
+    all validation users; the defaults and None when too few users target a held-out item."""
     eligible = np.flatnonzero(fitting.counts >= 1)
-    held = np.sort(np.random.default_rng(seed).choice(eligible, size=round(holdout * len(eligible)), replace=False))
+    rng = np.random.default_rng(seed)
+    held = np.sort(rng.choice(eligible, size=round(holdout * len(eligible)), replace=False))
     held_set = set(held.tolist())
-    rows = [i for i, target in enumerate(valid.targets) if target in held_set]
-    if len(rows) < MIN_VALID_USERS:
+    cold_rows = [i for i, target in enumerate(valid.targets) if target in held_set]
+    if len(cold_rows) < MIN_VALID_USERS:
         log.info(
             "text map: only %d validation users target one of the %d held-out items (need %d): "
             "ridge=%g min_count=%d, not validated",
-            *(len(rows), len(held), MIN_VALID_USERS, DEFAULT_RIDGE, DEFAULT_MIN_COUNT),
+            *(len(cold_rows), len(held), MIN_VALID_USERS, DEFAULT_RIDGE, DEFAULT_MIN_COUNT),
         )
-        return DEFAULT_RIDGE, DEFAULT_MIN_COUNT, None
-    users = EvalSet([valid.users[i] for i in rows], [valid.inputs[i] for i in rows], [valid.targets[i] for i in rows])
+        return _Choice(DEFAULT_RIDGE, DEFAULT_MIN_COUNT, None, None)
+    others = sorted(set(range(len(valid))) - set(cold_rows))
+    warm_rows = sorted(rng.choice(others, size=min(len(others), WARM_SAMPLE), replace=False).tolist()) if others else []
+    share = len(cold_rows) / len(valid)  # of all validation users, those whose target is held out
+    cold, warm = _sample(valid, cold_rows), _sample(valid, warm_rows)
     table = fitting.table
-    queries = _queries(student, users.inputs, batch_size, table.device)
-    trained = _ndcg(queries, table, users, batch_size)
-    log.info(
-        "text map: %d held-out items, %d validation users, NDCG@10 %.4f with their trained rows",
-        len(held),
-        len(users),
-        trained,
-    )
+    cold_q = _queries(student, cold.inputs, batch_size, table.device)
+    warm_q = _queries(student, warm.inputs, batch_size, table.device) if warm_rows else None
+
     held_rows = torch.as_tensor(held, device=table.device)
+
+    def estimate(candidate: torch.Tensor, blocked: torch.Tensor | None = None) -> tuple[float, float]:
+        c = _ndcg(cold_q, candidate, cold, batch_size, blocked)
+        w = _ndcg(warm_q, candidate, warm, batch_size, blocked) if warm_q is not None else 0.0
+        return c, w
+
+    trained = estimate(table)
+    without = estimate(table, held_rows)[1]
+    floor = (1 - WARM_TOLERANCE) * without
+    log.info(
+        "text map: %d held-out items; %d validation users target one (%.1f%%), %d others sampled; "
+        "NDCG@10 with their trained rows %.4f / %.4f (those / others), others without them %.4f",
+        *(len(held), len(cold), 100 * share, len(warm), *trained, without),
+    )
     kept = np.setdiff1d(eligible, held)
-    best: tuple[float, float, int] | None = None
-    for ridge, min_count in grid:
+    best: tuple[tuple[float, float, int, float], _Choice] | None = None
+    for ridge, min_count, quantile in grid:
         train = kept[fitting.counts[kept] >= min_count]
         if len(train) < 2:
             log.info("text map: min_count=%d leaves %d items to fit on, skipped", min_count, len(train))
             continue
         weight, bias = fitting.fit(train, ridge)
         mapped = table.clone()
-        mapped[held_rows] = torch.addmm(bias, fitting.encodings[held_rows], weight)
-        score = _ndcg(queries, mapped, users, batch_size)
-        log.info("text map: ridge=%g min_count=%d NDCG@10 %.4f", ridge, min_count, score)
-        # Ties go to the larger penalty, then to the smaller minimum count (more items).
-        if best is None or (score, ridge, -min_count) > (best[0], best[1], -best[2]):
-            best = (score, ridge, min_count)
+        norm = _norm_at(fitting, train, quantile)
+        mapped[held_rows] = _rescaled(torch.addmm(bias, fitting.encodings[held_rows], weight), norm)
+        c, w = estimate(mapped)
+        log.info(
+            "text map: ridge=%g min_count=%d norm=%s NDCG@10 held-out targets %.4f, others %.4f%s",
+            *(ridge, min_count, "as fitted" if quantile is None else f"q{quantile:g}", c, w),
+            "" if w >= floor else " (costs the others too much)",
+        )
+        # Within the others' tolerance, the best for held-out targets; else the least cost to the
+        # others. Ties go to the larger penalty, then the smaller minimum count, then no rescaling.
+        key = (w >= floor, c if w >= floor else w, ridge, -min_count, 1.0 if quantile is None else -quantile)
+        if best is None or key > best[0]:
+            best = (key, _Choice(ridge, min_count, quantile, c))
     if best is None:
         log.info("text map: no candidate could be fitted: ridge=%g min_count=%d", DEFAULT_RIDGE, DEFAULT_MIN_COUNT)
-        return DEFAULT_RIDGE, DEFAULT_MIN_COUNT, None
-    log.info("text map: chose ridge=%g min_count=%d (NDCG@10 %.4f)", best[1], best[2], best[0])
-    return best[1], best[2], best[0]
+        return _Choice(DEFAULT_RIDGE, DEFAULT_MIN_COUNT, None, None)
+    choice = best[1]
+    log.info(
+        "text map: chose ridge=%g min_count=%d norm=%s (NDCG@10 of held-out targets %.4f)",
+        *(choice.ridge, choice.min_count, choice.norm_quantile or "as fitted", choice.score),
+    )
+    return choice
 
 
 def fit_text_map(
@@ -260,6 +325,7 @@ def fit_text_map(
     valid: EvalSet | None = None,
     ridges: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0),
     min_counts: tuple[int, ...] = (1, 3),
+    norm_quantiles: tuple[float | None, ...] = (None, 0.5, 0.75, 0.9),
     holdout: float = 0.1,
     seed: int = 0,
     weight_cap: int | None = None,
@@ -287,11 +353,20 @@ def fit_text_map(
     if not (count >= 1).any():
         raise ValueError("no item has a training interaction: nothing to fit the text map on")
     fitting = _Fitting(table.to(device), encodings.detach().to(device, torch.float32), count, weight_cap)
-    ridge, min_count, ndcg = DEFAULT_RIDGE, DEFAULT_MIN_COUNT, None
+    choice = _Choice(DEFAULT_RIDGE, DEFAULT_MIN_COUNT, None, None)
     if valid is None:
-        log.info("text map: no validation set: ridge=%g min_count=%d", ridge, min_count)
+        log.info("text map: no validation set: ridge=%g min_count=%d", choice.ridge, choice.min_count)
     else:
-        grid = [(r, m) for m in min_counts for r in ridges]
-        ridge, min_count, ndcg = _choose(fitting, student, valid, grid, holdout, seed, batch_size)
-    weight, bias = fitting.fit(np.flatnonzero(count >= min_count), ridge)
-    return TextMap(weight.cpu(), bias.cpu(), ridge=float(ridge), min_count=int(min_count), lm=lm, valid_ndcg=ndcg)
+        grid = [(r, m, q) for m in min_counts for r in ridges for q in norm_quantiles]
+        choice = _choose(fitting, student, valid, grid, holdout, seed, batch_size)
+    items = np.flatnonzero(count >= choice.min_count)
+    weight, bias = fitting.fit(items, choice.ridge)
+    return TextMap(
+        weight.cpu(),
+        bias.cpu(),
+        ridge=float(choice.ridge),
+        min_count=int(choice.min_count),
+        lm=lm,
+        valid_ndcg=choice.score,
+        norm=_norm_at(fitting, items, choice.norm_quantile),
+    )
