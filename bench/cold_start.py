@@ -39,7 +39,7 @@ from bench.cold_start_split import ColdSplit, cold_split
 from bench.quality_profiles import PROFILES, Profile
 from core.data.catalog import load_dataset
 from core.data.dataset import item_counts
-from core.distill.text_map import TextMap, fit_text_map, load_text_map
+from core.distill.text_map import TextMap, fit_text_map
 from core.evaluation.evaluator import rank_targets
 from core.evaluation.metrics import metrics_from_ranks
 from core.models.artifacts import load_model, read_metrics, save_model
@@ -47,7 +47,7 @@ from core.models.base import SequenceModel
 from core.models.popularity import Popularity
 from core.settings import load_settings
 from core.training.recipes import TrainResult, teacher_cache, train_teacher, valid_subset
-from core.training.served import ItemTexts, served_student
+from core.training.served import ItemTexts, served_student, text_map_for
 
 log = logging.getLogger("bench.cold_start")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -154,11 +154,12 @@ class ColdBench:
         }
         folder = self._folder("student", {**payload, "distill": p.distill.model_dump()})
         known = ItemTexts(self.texts.texts[: self.split.known], self.texts.checkpoint, self.text_cache)
-        if not self.args.retrain and (folder / "model.safetensors").is_file() and load_text_map(folder) is not None:
-            log.info("reusing %s", folder)
-            text_map = load_text_map(folder)
+        if not self.args.retrain and (folder / "model.safetensors").is_file():
+            log.info("reusing %s (its text map fitted again: cheap, and the fitting may have changed)", folder)
+            model = load_model(folder)
+            text_map = text_map_for(model, self.split.folds, known)
             assert text_map is not None
-            return load_model(folder), text_map, read_metrics(folder)
+            return model, text_map, read_metrics(folder)
         cache = teacher_cache(
             teacher, self.split.folds, p.student.max_len, p.distill.top_k, (p.distill.temperature,), None
         )

@@ -78,15 +78,20 @@ def measure_latency(
             thread = threading.Thread(target=consumer.run, name="cold-start-consumer", daemon=True)
             thread.start()
             try:
-                latencies = _probe(kafka, sessions, items, sessions_of, split)
+                latencies, indexed = _probe(kafka, sessions, items, sessions_of, split, active)
             finally:
                 consumer.stop()
                 thread.join(30)
         engine.dispose()
     found = [ms for ms in latencies if ms is not None]
+    in_index = [ms for ms in indexed if ms is not None]
     result: dict[str, Any] = {
         "items": len(items),
         "found": len(found),
+        "indexed": len(in_index),
+        "indexed_p50_ms": float(np.percentile(in_index, 50)) if in_index else None,
+        "indexed_p99_ms": float(np.percentile(in_index, 99)) if in_index else None,
+        "indexed_ms": indexed,
         "timeout_s": TIMEOUT_S,
         "probe_len": PROBE_LEN,
         "probe_every_ms": PROBE_EVERY_MS,
@@ -102,8 +107,13 @@ def measure_latency(
 
 
 def _probe(
-    kafka: KafkaSettings, sessions: Any, items: list[int], sessions_of: dict[int, list[int]], split: ColdSplit
-) -> list[float | None]:
+    kafka: KafkaSettings,
+    sessions: Any,
+    items: list[int],
+    sessions_of: dict[int, list[int]],
+    split: ColdSplit,
+    active: ActiveModel,
+) -> tuple[list[float | None], list[float | None]]:
     users = {item: FIRST_PROBE_USER + n for n, item in enumerate(items)}
     with ClickProducer(kafka) as producer:
         for item in items:  # each probe user's session, before any new item exists
@@ -112,21 +122,29 @@ def _probe(
         producer.flush(30)
         _wait_for_rows(sessions, users[items[-1]], 0.0, 60.0)  # the consumer has caught up
         latencies: list[float | None] = []
+        indexed: list[float | None] = []
         for item in items:
             record = {"item_id": item, "title": split.data.items[item].title}
             record |= dict(split.data.items[item].fields)
             started = time.time()
             publish_items(kafka, [record])
-            latencies.append(_until_recommended(producer, sessions, users[item], item, sessions_of[item][-1], started))
+            seen = _until_recommended(producer, sessions, users[item], item, sessions_of[item][-1], started, active)
+            latencies.append(seen[0])
+            indexed.append(seen[1])
             log.info("item %d: %s", item, "not recommended" if latencies[-1] is None else f"{latencies[-1]:.0f} ms")
-    return latencies
+    return latencies, indexed
 
 
 def _until_recommended(
-    producer: ClickProducer, sessions: Any, user: int, item: int, click: int, started: float
-) -> float | None:
-    deadline, next_click = started + TIMEOUT_S, 0.0
+    producer: ClickProducer, sessions: Any, user: int, item: int, click: int, started: float, active: ActiveModel
+) -> tuple[float | None, float | None]:
+    """Milliseconds from publishing to the first list with the item, and to its entry in the
+    serving index (None: not within the timeout)."""
+    deadline, next_click, indexed = started + TIMEOUT_S, 0.0, None
     while time.time() < deadline:
+        loaded = active.loaded
+        if indexed is None and loaded is not None and item in loaded.text_items:
+            indexed = (time.time() - started) * 1000
         if time.time() >= next_click:
             producer.publish_click(user, click)
             producer.flush(5)
@@ -137,9 +155,9 @@ def _until_recommended(
             ).all()
         hits = [created.timestamp() for ranked, created in rows if item in ranked and created.timestamp() >= started]
         if hits:
-            return (min(hits) - started) * 1000
+            return (min(hits) - started) * 1000, indexed
         time.sleep(0.005)
-    return None
+    return None, indexed
 
 
 def _wait_for_rows(sessions: Any, user: int, after: float, timeout_s: float) -> None:

@@ -83,7 +83,13 @@ def markdown(result: dict[str, Any]) -> str:
 
 def latency_lines(latency: dict[str, Any]) -> list[str]:
     found = latency["found"]
-    lines = [
+    lines = []
+    if latency.get("indexed"):
+        lines.append(
+            f"Publish -> in the serving index (recommendable): {latency['indexed']} of {latency['items']} items, "
+            f"p50 {latency['indexed_p50_ms']:.0f} ms, p99 {latency['indexed_p99_ms']:.0f} ms."
+        )
+    lines += [
         f"{found} of {latency['items']} items published one by one to `kdrec.items` on the embedded broker reached a "
         f"recommendation list within {latency['timeout_s']:.0f} s (probe: a user whose session is the item's "
         f"{latency['probe_len']} nearest known items by text, clicking every {latency['probe_every_ms']} ms).",
