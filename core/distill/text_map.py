@@ -284,7 +284,7 @@ def _choose(
         *(len(held), len(cold), 100 * share, len(warm), *trained, without),
     )
     kept = np.setdiff1d(eligible, held)
-    best: tuple[tuple[float, float, int, float], _Choice] | None = None
+    best: tuple[tuple[bool, float, float, int, float], _Choice] | None = None
     for ridge, min_count, quantile in grid:
         train = kept[fitting.counts[kept] >= min_count]
         if len(train) < 2:
