@@ -15,7 +15,7 @@ from core.settings import load_settings
 from store.catalogue import upsert_item
 from store.engine import create_engine_for, make_sessionmaker
 from tests.app.conftest import APP, point_at
-from tests.app.world import World
+from tests.app.world import World, build_world
 
 TIMEOUT = 120
 
@@ -26,12 +26,25 @@ def catalogue_page() -> AppTest:
     return at.run()
 
 
+@pytest.fixture(scope="module")
+def own_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """This module's own world: with the session's shared one, the live demo tests that follow
+    found its database unusable (not understood yet; see the closing note of session 6)."""
+    return build_world(tmp_path_factory.mktemp("catalogue-world"))
+
+
 @pytest.fixture
-def world_with_new_item(tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch) -> World:
-    """A copy of the world's database (models shared, read-only) holding item 41, never clicked."""
+def app_env(monkeypatch: pytest.MonkeyPatch, own_world: World) -> World:
+    point_at(monkeypatch, own_world)
+    return own_world
+
+
+@pytest.fixture
+def world_with_new_item(tmp_path: Path, own_world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    """A copy of this module's world database (models shared, read-only) holding item 41, never clicked."""
     database = tmp_path / "kdrec.db"
-    shutil.copy(world.database_url.removeprefix("sqlite:///"), database)
-    copy = replace(world, database_url=f"sqlite:///{database}")
+    shutil.copy(own_world.database_url.removeprefix("sqlite:///"), database)
+    copy = replace(own_world, database_url=f"sqlite:///{database}")
     engine = create_engine_for(copy.database_url)
     try:
         with make_sessionmaker(engine).begin() as session:
