@@ -67,3 +67,41 @@ def lines(result: dict[str, Any], reference: str) -> list[str]:
             if name != reference
         ),
     ]
+
+
+def main() -> None:
+    """``python -m bench.quality_agreement --dataset amazon-toys teacher=FOLDER "student alone"=FOLDER ...``:
+    the agreement of trained artifacts (the first one is the reference), written to
+    bench/results/quality-<dataset>-agreement.md and .json."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from core.data.catalog import load_dataset
+    from core.data.split import leave_one_out
+    from core.models.artifacts import load_model
+    from core.models.scorer import ModelScorer
+    from core.settings import load_settings
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--dataset", default="amazon-toys")
+    parser.add_argument("models", nargs="+", help="name=artifact folder; the first is the reference")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    settings = load_settings()
+    folds = leave_one_out(load_dataset(args.dataset, settings.data_dirs, text_columns=settings.text_columns))
+    pairs = [spec.split("=", 1) for spec in args.models]
+    scorers: dict[str, Scorer] = {name: ModelScorer(load_model(folder)) for name, folder in pairs}
+    result = agreement(scorers, pairs[0][0], folds.test)
+    out = Path(__file__).resolve().parent / "results" / f"quality-{Path(args.dataset).name.replace('-', '')}-agreement"
+    command = (
+        "python -m bench.quality_agreement --dataset " + args.dataset + " " + " ".join(f'"{s}"' for s in args.models)
+    )
+    md = [*lines(result, pairs[0][0]), "", f"`{command}`", ""]
+    out.with_suffix(".md").write_text("\n".join(md))
+    out.with_suffix(".json").write_text(json.dumps({"models": dict(pairs), "agreement": result}, indent=2) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
