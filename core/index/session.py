@@ -71,7 +71,8 @@ class SessionRecommender:
         was_training = bool(module is not None and module.training)
         if module is not None and was_training:
             module.eval()
-        known = [self._known(history)[-self.max_len :] for history in histories]
+        limit = self.known_items  # once per call: this is the serving hot path
+        known = [[int(item) for item in history if 1 <= int(item) <= limit][-self.max_len :] for history in histories]
         # Similar lengths together: each chunk is padded only to its own longest history, and a
         # chunk of full-length histories needs no attention mask at all.
         out = np.zeros((len(known), self.index.dim), dtype=np.float32)
@@ -89,10 +90,6 @@ class SessionRecommender:
         """Ids 1..this go into the encoder: the encoder's ``num_items``, else the index's."""
         learnt = getattr(self.encoder, "num_items", None)
         return learnt if isinstance(learnt, int) else self.index.num_items
-
-    def _known(self, history: Sequence[int]) -> list[int]:
-        limit = self.known_items
-        return [int(item) for item in history if 1 <= int(item) <= limit]
 
     def recommend(
         self, histories: Sequence[Sequence[int]], k: int, *, exclude_seen: bool = True, strategy: Strategy = "auto"
