@@ -184,7 +184,12 @@ class ColdBench:
         student, text_map, student_meta = self.student(teacher, self.teacher_folder.name)
         counts = item_counts(split.folds.train.values(), split.known)
         teacher_map = fit_text_map(
-            teacher, self.encodings[: split.known + 1], counts, lm=self.lm, valid=valid_subset(split.folds, None)
+            teacher,
+            self.encodings[: split.known + 1],
+            counts,
+            lm=self.lm,
+            valid=valid_subset(split.folds, None),
+            train=list(split.folds.train.values()),
         )
         cold, warm = split.cold(), split.warm()
         student_table = with_text_items(student, text_map, self.encodings)
@@ -235,6 +240,8 @@ def _describe(text_map: TextMap) -> dict[str, Any]:
         "min_count": text_map.min_count,
         "norm": text_map.norm,
         "valid_ndcg": text_map.valid_ndcg,
+        "method": text_map.method,
+        "ranking_epochs": text_map.epochs,
     }
 
 

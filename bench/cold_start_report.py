@@ -63,11 +63,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"The held-out items' text vectors change the student's warm-user NDCG@10 by "
         f"{(with_text - without) / without:+.2%} (target: no more than 2% lower).",
         "",
-        "Text maps (ridge regression from the LM's reading of an item's text to a model's item vector, chosen "
-        "on validation: the best NDCG@10 of the users whose target is one of the map's own held-out known items, "
+        "Text maps (linear, from the LM's reading of an item's text to a model's item vector: a ridge fit, then "
+        "optionally trained to rank against the trained rows on the model's own training positions; every choice "
+        "made on validation: the best NDCG@10 of the users whose target is one of the map's own held-out known items, "
         "keeping the other users within 2% of an index without those items): "
         + "; ".join(
-            f"{name}: ridge {m['ridge']:g}, items seen >= {m['min_count']} times, "
+            f"{name}: ridge {m['ridge']:g}"
+            + (f" + {m['ranking_epochs']} ranking epochs" if m.get("ranking_epochs") else "")
+            + f", items seen >= {m['min_count']} times, "
             + ("norm as fitted" if m.get("norm") is None else f"rows rescaled to norm {m['norm']:.2f}")
             + ", validation NDCG@10 of held-out targets "
             + ("n/a" if m["valid_ndcg"] is None else f"{m['valid_ndcg']:.4f}")

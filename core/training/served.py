@@ -93,13 +93,14 @@ def text_map_for(
         raise ValueError(f"{len(texts.texts)} item texts for a student of {student.num_items} items")
     encodings, lm = texts.encodings()
     counts = item_counts(folds.train.values(), folds.num_items)
-    text_map = fit_text_map(student, encodings, counts, lm=lm, valid=valid_subset(folds, valid_users))
+    text_map = fit_text_map(
+        student, encodings, counts, lm=lm, valid=valid_subset(folds, valid_users), train=list(folds.train.values())
+    )
     log.info(
-        "text map %d -> %d (ridge %g, items seen >= %d times; validation NDCG@10 of held-out items %s)",
+        "text map %d -> %d (%s; validation NDCG@10 of held-out items %s)",
         text_map.text_dim,
         text_map.dim,
-        text_map.ridge,
-        text_map.min_count,
+        text_map.describe(),
         "n/a" if text_map.valid_ndcg is None else f"{text_map.valid_ndcg:.4f}",
     )
     return text_map

@@ -1,0 +1,119 @@
+"""The text map as served and saved: ``encodings @ weight + bias`` (optionally rescaled rows),
+one safetensors file next to the student's weights, no pickle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+TEXT_MAP_FILE = "text_map.safetensors"
+FORMAT_VERSION = "1"
+METHODS = ("ridge", "ranking")
+"""How the weights were fitted: regression onto the trained rows, or trained to rank (ranking.py)."""
+
+
+@dataclass(frozen=True, eq=False)
+class TextMap:
+    """``encodings @ weight + bias``: ``[N, T]`` LM encodings -> ``[N, D]`` student item vectors."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    ridge: float
+    min_count: int
+    lm: str
+    valid_ndcg: float | None = None
+    """Validation NDCG@10 of the users whose target was a held-out item (None: not validated)."""
+    norm: float | None = None
+    """Every mapped vector rescaled to this L2 norm (None: as the fit gives it)."""
+    method: str = "ridge"
+    epochs: int = 0
+    """Epochs of ranking training after the ridge start (0 for ``method="ridge"``)."""
+
+    def __post_init__(self) -> None:
+        if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[1],):
+            raise ValueError(f"weight {tuple(self.weight.shape)} and bias {tuple(self.bias.shape)} do not match")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown text map method {self.method!r} ({' or '.join(METHODS)})")
+
+    @property
+    def text_dim(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.weight.shape[1])
+
+    def describe(self) -> str:
+        fit = f"ridge {self.ridge:g}" + (f" + {self.epochs} ranking epochs" if self.method == "ranking" else "")
+        return f"{fit}, items seen >= {self.min_count} times" + (f", rows at norm {self.norm:.3g}" if self.norm else "")
+
+    def __call__(self, encodings: torch.Tensor) -> torch.Tensor:
+        if encodings.ndim != 2 or encodings.shape[1] != self.text_dim:
+            raise ValueError(f"expected encodings [N, {self.text_dim}], got {tuple(encodings.shape)}")
+        weight = self.weight.to(encodings.device, torch.float32)
+        return rescaled(torch.addmm(self.bias.to(weight), encodings.to(torch.float32), weight), self.norm)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``folder/TEXT_MAP_FILE`` (tensors plus string metadata), atomically."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / TEXT_MAP_FILE
+        tensors = {"weight": self.weight, "bias": self.bias}
+        metadata = {
+            "format": FORMAT_VERSION,
+            "ridge": repr(float(self.ridge)),
+            "min_count": str(int(self.min_count)),
+            "lm": self.lm,
+            "valid_ndcg": "" if self.valid_ndcg is None else repr(float(self.valid_ndcg)),
+            "norm": "" if self.norm is None else repr(float(self.norm)),
+            "method": self.method,
+            "epochs": str(int(self.epochs)),
+        }
+        tmp = folder / (TEXT_MAP_FILE + ".tmp")
+        save_file({k: t.detach().to("cpu", torch.float32).contiguous() for k, t in tensors.items()}, str(tmp), metadata)
+        tmp.replace(path)
+        return path
+
+
+def rescaled(vectors: torch.Tensor, norm: float | None) -> torch.Tensor:
+    """Rows rescaled to L2 norm ``norm`` (None: unchanged)."""
+    if norm is None:
+        return vectors
+    return vectors * (norm / vectors.norm(dim=1, keepdim=True).clamp(min=1e-12))
+
+
+def load_text_map(folder: str | Path) -> TextMap | None:
+    """The map saved in ``folder``; None when there is none, ValueError when it is malformed.
+
+    Maps saved before ranking training existed have no ``method``: they are ridge maps."""
+    path = Path(folder) / TEXT_MAP_FILE
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata() or {}
+            missing = {"weight", "bias"} - set(handle.keys())
+            if missing:
+                raise ValueError(f"missing tensors {sorted(missing)}")
+            weight, bias = handle.get_tensor("weight"), handle.get_tensor("bias")
+        if metadata.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unsupported format {metadata.get('format')!r}")
+        ndcg = metadata["valid_ndcg"]
+        return TextMap(
+            weight.to(torch.float32),
+            bias.to(torch.float32),
+            ridge=float(metadata["ridge"]),
+            min_count=int(metadata["min_count"]),
+            lm=metadata["lm"],
+            valid_ndcg=float(ndcg) if ndcg else None,
+            norm=float(metadata["norm"]) if metadata.get("norm") else None,
+            method=metadata.get("method", "ridge"),
+            epochs=int(metadata.get("epochs") or 0),
+        )
+    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+        detail = f"missing metadata {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"malformed text map {path}: {detail}") from exc
