@@ -156,6 +156,7 @@ class StreamConsumer:
                 backoff_max_s=options.backoff_max_s,
                 send_timeout_s=options.send_timeout_s,
                 sync_every_s=options.model_check_s,
+                poison_attempts=options.poison_attempts,
             )
             if options.follow_items
             else None

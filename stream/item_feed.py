@@ -22,6 +22,10 @@ active version (and the first at start-up) gets every item beyond what it learnt
 do not own the single items partition, serve new items within that delay). Without a text map
 items are still stored and clickable; they are recommended from the next refit on.
 
+A record batch that cannot be decoded at all (a codec this client lacks, a corrupt payload) is
+fetched again up to ``poison_attempts`` times, then skipped as one dead letter naming its offsets
+(``stream.poison``), as the click consumer does: it never stops the items partition.
+
 The broker away: clients are closed, and the feed reconnects with backoff and resumes from the
 committed offsets. The database away: the batch is not committed and comes again.
 """
@@ -43,11 +47,13 @@ from core.settings import KafkaSettings
 from core.text.live import TextEncoder
 from store.active import ActiveModel
 from store.catalogue import ItemIdGap, upsert_item
+from stream.batch import skip_rejection
 from stream.clients import Backoff, BrokerUnavailable
 from stream.dlq import DeadLetters, Source
 from stream.events import Rejection
 from stream.items import decode_item
 from stream.net import any_reachable
+from stream.poison import PoisonBatch, PoisonPolicy, PoisonRetry, guard
 from stream.producer import producer_options
 from stream.text_serving import TextServing
 from stream.topics import ensure_topics
@@ -72,6 +78,7 @@ class ItemFeed:
         backoff_max_s: float = 10.0,
         send_timeout_s: float = 30.0,
         sync_every_s: float = 2.0,
+        poison_attempts: int = 3,
         client_id: str = "kdrec-item-feed",
     ) -> None:
         self.kafka = kafka
@@ -90,7 +97,10 @@ class ItemFeed:
         self.client_id = client_id
         self.group = f"{kafka.consumer_group}.items"
         self.counts: Counter[str] = Counter()
-        """Item records ``inserted``, ``updated``, ``unchanged`` and ``rejected`` so far."""
+        """Item records ``inserted``, ``updated``, ``unchanged`` and ``rejected`` so far, and the
+        undecodable batches ``skipped_batches`` (their records are not counted as rejected)."""
+        self.poison = PoisonPolicy(poison_attempts)
+        self._poison_backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.run, name="kdrec-item-feed", daemon=True)
         self._backoff = Backoff(backoff_initial_s, backoff_max_s)
@@ -146,6 +156,7 @@ class ItemFeed:
                 heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
                 max_poll_records=self.kafka.max_poll_records,
             )
+            guard(self._consumer, self.poison)
             self._producer = KafkaProducer(**producer_options(self.kafka, client_id=f"{self.client_id}-dlq"))
         except Exception as exc:  # noqa: BLE001 - the broker is away (kafka-python raises several kinds)
             self._close()
@@ -170,7 +181,12 @@ class ItemFeed:
     def _step(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        polled = consumer.poll(timeout_ms=self.poll_timeout_ms)
+        try:
+            polled = consumer.poll(timeout_ms=self.poll_timeout_ms)
+        except PoisonRetry:  # logged where it was decoded; the batch is fetched again
+            self._stop.wait(self._poison_backoff.next())
+            return
+        self._poison_backoff.reset()
         records = [record for batch in polled.values() for record in batch]
         if not records:
             if time.monotonic() - self._probed_at >= self.probe_every_s:
@@ -178,12 +194,17 @@ class ItemFeed:
                 if not any_reachable(self.kafka.bootstrap_servers):
                     raise BrokerUnavailable(f"{self.kafka.bootstrap_servers} stopped accepting connections")
             return
-        changed, rejected = self._store(records)
+        skipped = [record for record in records if isinstance(record, PoisonBatch)]
+        changed, rejected = self._store([record for record in records if not isinstance(record, PoisonBatch)])
         if changed:
             self.serving.sync(changed)
-        self._dead_letter(rejected)
+        self._dead_letter(rejected + [(batch, skip_rejection(batch)) for batch in skipped])
+        if skipped:
+            self.counts["skipped_batches"] += len(skipped)
         offsets = {
-            TopicPartition(record.topic, record.partition): OffsetAndMetadata(record.offset + 1, "", -1)
+            TopicPartition(record.topic, record.partition): OffsetAndMetadata(
+                getattr(record, "next_offset", record.offset + 1), "", -1
+            )
             for record in records  # in offset order: each partition's last record wins
         }
         consumer.commit(offsets)

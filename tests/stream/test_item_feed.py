@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+import kafka.codec as kafka_codec
 import pytest
 import torch
+from confluent_kafka import Producer
 from kafka import KafkaProducer
 from sqlalchemy import func, select
 
@@ -33,12 +35,13 @@ from store.models import CatalogItem
 from store.recommendations import latest_recommendations
 from store.sequences import get_sequence
 from store.versions import LoadedVersion, new_artifact_folder, publish
-from stream.consumer import StreamConsumer
+from stream.consumer import ConsumerOptions, StreamConsumer
 from stream.dlq import DeadLetter
 from stream.item_feed import ItemFeed
 from stream.items import item_value, publish_items
 from stream.producer import ClickProducer
 from tests.stream.consumer_helpers import (
+    FAST,
     NUM_ITEMS,
     SEQUENCE_LENGTH,
     SERVE,
@@ -237,3 +240,37 @@ def test_a_newly_promoted_version_serves_the_text_only_items_too(
         query = fresh.recommender.vectors([HISTORY])
         assert NUM_ITEMS + 1 in fresh.recommender.index.search(query, 2).ids[0]  # through its own map
     assert old.version_id == first and old.recommender.index.num_items == NUM_ITEMS + 2
+
+
+def librdkafka_items(kafka: KafkaSettings, values: Sequence[bytes], compression: str) -> None:
+    """Item records as a user's service would send them: confluent-kafka, one compressed batch."""
+    config = {"bootstrap.servers": kafka.bootstrap_servers, "compression.type": compression, "linger.ms": 50}
+    producer = Producer(config)
+    for value in values:
+        producer.produce(kafka.items_topic, value=value)
+    assert producer.flush(30) == 0, "confluent-kafka did not deliver everything within 30 s"
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+def test_an_undecodable_item_batch_is_dead_lettered_and_the_feed_goes_on(
+    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed lacks lz4: the lz4 batch is retried, then skipped as one dead letter naming its
+    offsets; the plain item after it on the (single) items partition is stored."""
+    add_catalogue(sessions)
+    publish_student(sessions, tmp_path, seed=1)
+    lost = [item_value({"item_id": NUM_ITEMS + 1 + i, "title": f"Lost {i}"}) for i in range(3)]
+    librdkafka_items(kafka, lost, "lz4")
+    librdkafka_items(kafka, [item_value({"item_id": NUM_ITEMS + 1, "title": "Ronin"})], "none")
+    monkeypatch.setattr(kafka_codec, "has_lz4", lambda: False)
+    options = ConsumerOptions(**{**FAST.__dict__, "poison_attempts": 2, "backoff_initial_s": 0.1})
+    with consumer_thread(fast_group(kafka), database_url, options) as consumer:
+        wait_until(lambda: catalogue_size(sessions) == NUM_ITEMS + 1, 60, "the item after the lz4 batch in SQL")
+        assert dict(feed(consumer).counts) == {"skipped_batches": 1, "inserted": 1}
+        assert feed(consumer).poison.retries == 1
+    (letter,) = [DeadLetter.from_record(r) for r in read_topic(kafka, kafka.items_dlq_topic, 1)]
+    assert letter.code == "undecodable_batch" and "lz4" in letter.reason
+    assert letter.skipped == (0, 2) and letter.source is not None and letter.source.topic == kafka.items_topic
+    assert letter.value  # the raw batch, kept for a replay once the codec is there
+    with sessions() as session:
+        assert items_after(session, NUM_ITEMS) == [Item(NUM_ITEMS + 1, "Ronin")]
