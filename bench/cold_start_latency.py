@@ -34,9 +34,10 @@ from store.migrate import upgrade
 from store.models import Recommendation
 from store.versions import new_artifact_folder, publish
 from stream.broker import EmbeddedBroker
-from stream.consumer import ConsumerOptions, StreamConsumer
+from stream.consumer import StreamConsumer
 from stream.items import publish_items
 from stream.net import free_port
+from stream.options import ConsumerOptions
 from stream.producer import ClickProducer
 
 log = logging.getLogger("bench.cold_start")

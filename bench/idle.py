@@ -24,8 +24,9 @@ from store.active import ActiveModel
 from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import upgrade
 from stream.broker import EmbeddedBroker, free_port
-from stream.consumer import ConsumerOptions, StreamConsumer
+from stream.consumer import StreamConsumer
 from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS
+from stream.options import ConsumerOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -56,9 +56,9 @@ from store.load import load_dataset, upsert_items
 from store.migrate import upgrade
 from store.versions import publish
 from stream.broker import EmbeddedBroker, free_port
-from stream.consumer import ConsumerOptions
 from stream.events import ClickEvent
 from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS
+from stream.options import ConsumerOptions
 from stream.producer import ClickProducer
 from stream.replay import replay_events
 

@@ -22,9 +22,10 @@ from core.data.dataset import Dataset
 from core.settings import KafkaSettings, ServeConfig
 from store.active import ActiveModel
 from stream.broker import EmbeddedBroker
-from stream.consumer import ConsumerOptions, StreamConsumer
+from stream.consumer import StreamConsumer
 from stream.events import ClickEvent
 from stream.metrics import ConsumerMetrics, percentile
+from stream.options import ConsumerOptions
 from stream.producer import ClickProducer
 from stream.recommendations import RecommendationMessage
 from stream.topics import ensure_topics

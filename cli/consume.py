@@ -13,8 +13,9 @@ from cli.context import fail, friendly_errors, settings
 from store.active import ActiveModel
 from store.engine import create_engine_for, make_sessionmaker
 from store.migrate import current_revision, head_revision
-from stream.consumer import ConsumerOptions, StreamConsumer
+from stream.consumer import StreamConsumer
 from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS, REMOTE_MS
+from stream.options import ConsumerOptions
 
 app = typer.Typer(help="Consume click events and serve recommendations.")
 

@@ -57,12 +57,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from kafka.errors import KafkaError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.index.threads import serving_threads
@@ -70,52 +67,16 @@ from core.settings import KafkaSettings, ServeConfig
 from core.text.live import TextEncoder
 from store.active import ActiveModel
 from store.versions import LoadedVersion
-from stream.batch import Applied, Catalogue, Decoded, apply_batch, decode_batch, now_ms, skip_rejection
+from stream.batch import Applied, Catalogue, apply_batch, decode_batch, now_ms, skip_rejection
 from stream.clients import Backoff, BrokerUnavailable, Clients, InFlight, Polled, next_offsets
 from stream.fetch_wait import FetchWait
 from stream.item_feed import ItemFeed
 from stream.metrics import ConsumerMetrics
 from stream.model_watch import ModelWatcher
+from stream.options import ConsumerOptions, is_transient_db_error
 from stream.poison import PoisonBatch, PoisonPolicy, PoisonRetry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ConsumerOptions:
-    """Timing knobs of the loop (the Kafka and serving settings come from ``Settings``)."""
-
-    poll_timeout_ms: int = 500
-    probe_every_s: float = 2.0
-    """While polls come back empty, check this often that the broker still accepts connections."""
-    backoff_initial_s: float = 0.5
-    backoff_max_s: float = 10.0
-    model_check_s: float = 2.0
-    background_model_loading: bool = True
-    send_timeout_s: float = 30.0
-    max_in_flight: int = 3
-    """Applied batches whose sends may await acknowledgement while the next ones are processed."""
-    commit_interval_ms: int = 200
-    """Settled batches' offsets are committed together at most this often (0: every batch)."""
-    fetch_max_wait_ms: int | None = None
-    """Longest hold of an empty fetch; None: by broker kind (``stream.fetch_wait``)."""
-    client_id: str = "kdrec-consumer"
-    threads: int = 1
-    """Student and FAISS threads, set by ``run()`` in its own thread (OpenMP's is per thread)."""
-    poison_attempts: int = 3
-    """Polls that may fail on one undecodable record batch before it is skipped (``stream.poison``)."""
-    freeze_gc: bool = True
-    """Once the model is loaded, ``gc.freeze()`` everything alive: full collections then skip it
-    instead of pausing the loop (and the Kafka IO thread) for tens of milliseconds."""
-    follow_items: bool = True
-    """Follow the items topic in a background thread (``stream.item_feed``)."""
-
-
-def is_transient_db_error(exc: BaseException) -> bool:
-    """Errors worth retrying the batch for: lost connections, locks timing out, pool timeouts."""
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class StreamConsumer:
@@ -362,7 +323,7 @@ class StreamConsumer:
         with self.metrics.stage("commit"):
             wait = len(clients.in_flight) > self.options.max_in_flight
             self._settled(clients.settle(wait, self.options.send_timeout_s))
-        self._count(records, decoded, applied, skipped)
+        self.metrics.count_batch(len(records), decoded, applied, skipped, self.poison.retries)
         return applied
 
     def _settled(self, batches: list[InFlight]) -> None:
@@ -385,19 +346,3 @@ class StreamConsumer:
         )
         clients.seek_back(polled)
         self._sleep(delay)
-
-    def _count(self, records: list, decoded: Decoded, applied: Applied, skipped: list[PoisonBatch]) -> None:
-        m = self.metrics
-        m.records += len(records)
-        m.skipped_batches += len(skipped)
-        m.skipped_offsets += sum(batch.count for batch in skipped)
-        m.poison_retries = self.poison.retries
-        m.valid += len(decoded.valid)
-        m.rejected += len(decoded.rejected)
-        m.inserted += applied.inserted
-        m.duplicates += applied.duplicates
-        fresh = [message for message in applied.messages if not message.replayed]
-        m.recommendations += len(fresh)
-        m.republished += len(applied.messages) - len(fresh)
-        if applied.model_version is not None and fresh:
-            m.model_versions[applied.model_version] = m.model_versions.get(applied.model_version, 0) + len(fresh)

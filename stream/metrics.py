@@ -25,7 +25,11 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # stream.batch imports this module
+    from stream.batch import Applied, Decoded
+    from stream.poison import PoisonBatch
 
 STAGES = ("poll", "decode", "sql", "encode", "search", "write", "publish", "commit")
 
@@ -90,6 +94,25 @@ class ConsumerMetrics:
 
     def add_stage(self, name: str, seconds: float) -> None:
         self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + seconds
+
+    def count_batch(
+        self, records: int, decoded: Decoded, applied: Applied, skipped: list[PoisonBatch], poison_retries: int
+    ) -> None:
+        """Add one applied batch: its ``records`` polled, what decoding and SQL made of them, the
+        undecodable batches skipped in it, and the poison retries so far."""
+        self.records += records
+        self.skipped_batches += len(skipped)
+        self.skipped_offsets += sum(batch.count for batch in skipped)
+        self.poison_retries = poison_retries
+        self.valid += len(decoded.valid)
+        self.rejected += len(decoded.rejected)
+        self.inserted += applied.inserted
+        self.duplicates += applied.duplicates
+        fresh = [message for message in applied.messages if not message.replayed]
+        self.recommendations += len(fresh)
+        self.republished += len(applied.messages) - len(fresh)
+        if applied.model_version is not None and fresh:
+            self.model_versions[applied.model_version] = self.model_versions.get(applied.model_version, 0) + len(fresh)
 
     def batch_done(self, started: float, ended: float, records: int, backlog: bool, version: int | None = None) -> None:
         """Record one processed batch; ``backlog``: its records were already waiting."""

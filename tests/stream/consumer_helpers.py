@@ -25,8 +25,9 @@ from store.active import ActiveModel
 from store.engine import create_engine_for, make_sessionmaker
 from store.models import CatalogItem, Event, Recommendation, UserSequence
 from store.versions import new_artifact_folder, publish
-from stream.consumer import ConsumerOptions, StreamConsumer
+from stream.consumer import StreamConsumer
 from stream.events import ClickEvent
+from stream.options import ConsumerOptions
 from stream.producer import ClickProducer
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from core.settings import KafkaSettings
 from store.models import Event
 from store.skipped import recent_skips, skipped_totals
-from stream.consumer import ConsumerOptions
 from stream.dlq import DeadLetter
 from stream.events import ClickEvent
+from stream.options import ConsumerOptions
 from tests.stream.consumer_helpers import (
     FAST,
     add_catalogue,

@@ -21,10 +21,10 @@ from store.models import CatalogItem
 from store.recommendations import latest_recommendations
 from stream.batch import Catalogue, apply_batch, decode_batch
 from stream.clients import Backoff, Clients
-from stream.consumer import is_transient_db_error
 from stream.events import ClickEvent
 from stream.fetch_wait import EMBEDDED_BUSY_MS, EMBEDDED_IDLE_MS, REMOTE_MS, FetchWait, embedded
 from stream.metrics import ConsumerMetrics, percentile
+from stream.options import is_transient_db_error
 from stream.recommendations import RecommendationMessage
 from tests.stream.consumer_helpers import NUM_ITEMS, SERVE, add_catalogue, publish_student
 

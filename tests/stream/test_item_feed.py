@@ -35,10 +35,11 @@ from store.models import CatalogItem
 from store.recommendations import latest_recommendations
 from store.sequences import get_sequence
 from store.versions import LoadedVersion, new_artifact_folder, publish
-from stream.consumer import ConsumerOptions, StreamConsumer
+from stream.consumer import StreamConsumer
 from stream.dlq import DeadLetter
 from stream.item_feed import ItemFeed
 from stream.items import item_value, publish_items
+from stream.options import ConsumerOptions
 from stream.producer import ClickProducer
 from tests.stream.consumer_helpers import (
     FAST,

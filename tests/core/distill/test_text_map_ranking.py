@@ -17,8 +17,8 @@ from safetensors.torch import save_file
 from core.data.split import EvalSet
 from core.distill.text_map import TEXT_MAP_FILE, fit_ridge, fit_text_map, load_text_map
 from core.distill.text_map.ranking import Positions, ranking_epochs, training_positions
-from core.models.student import Student
 from core.models.sequences import left_pad
+from core.models.student import Student
 from tests.core.models.factories import ITEMS, MAX_LEN, student_config
 
 TEXT_DIM = 24
