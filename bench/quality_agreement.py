@@ -54,10 +54,10 @@ def agreement(
     return out
 
 
-def lines(result: dict[str, Any], reference: str) -> list[str]:
+def lines(result: dict[str, Any], reference: str, split: str = "test") -> list[str]:
     first = next(iter(result.values()))
     return [
-        f"## Agreement with the {reference} ({int(first['users']):,} random test users)",
+        f"## Agreement with the {reference} ({int(first['users']):,} random {split} users)",
         "",
         "| model | overlap@10 with the teacher's top 10 | teacher's hits the model also hits |",
         "|---|---:|---:|",

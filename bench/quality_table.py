@@ -75,9 +75,9 @@ class Table:
         for name, (model, meta) in self.students().items():
             rows[name] = self.row(name, ModelScorer(model), model, meta)
         (cache, cache_seconds), (twin_cache, twin_seconds) = self.teacher_scores(), self.teacher_scores(twin=True)
-        agreed = agreement(
-            {name: ModelScorer(model) for name, model in self.served.items()}, "teacher (pretrained)", self.folds.test
-        )
+        served = {name: ModelScorer(model) for name, model in self.served.items()}
+        agreed = agreement(served, "teacher (pretrained)", self.folds.test)
+        agreed_valid = agreement(served, "teacher (pretrained)", self.folds.valid)
         for name, speed in serving_speeds(self.served, self.folds.test.inputs).items():
             rows[name]["speed"] = speed
         ordered = [rows[name] for name in ROWS]
@@ -113,6 +113,8 @@ class Table:
             "",
             *report.targets(rows, self.data.name),
             "",
+            *quality_agreement.lines(agreed_valid, "teacher (pretrained)", "validation"),
+            "",
             *quality_agreement.lines(agreed, "teacher (pretrained)"),
             "",
             "## Teacher learning curve (valid NDCG@10 per epoch)",
@@ -145,6 +147,7 @@ class Table:
                 "distill": distill.model_dump(),
                 "selection": picked,
                 "agreement": agreed,
+                "agreement_valid": agreed_valid,
                 "cache_seconds": cache_seconds,
                 "twin_cache_seconds": twin_seconds,
                 "positions": len(twin_cache.logits),
