@@ -1,12 +1,13 @@
 """Training the text map to rank, the way it is served.
 
 Regression onto the trained rows treats every coordinate of an item's vector alike, but serving
-only asks that a session's query score the new item above the others. So, from the ridge start,
-the map is trained by softmax cross-entropy on the student's own training positions (its frozen
-query before each next item): the target item is represented by its mapped text vector, every
-other item by its trained row (the index a new item joins), plus the mapped vectors of the
-batch's other targets as negatives, so that mapped vectors are also kept from outscoring trained
-rows where they should not (the warm users' side of the trade). Only ``weight`` and ``bias`` learn.
+only asks that a session's query rank a new item where it belongs among the others. So, from the
+ridge start, the map is trained with the student's own objective, softmax cross-entropy on its
+training positions (its frozen query before each next item), over the index new items join: in
+every batch a random share of the items (``new_share``) is "new", their trained rows replaced
+by their mapped text vectors. A position whose target is new teaches the map to find it; every
+other one teaches it not to crowd out the trained rows (with only new targets, the maps learned
+to outscore every trained row). Only ``weight`` and ``bias`` learn.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def ranking_epochs(
     bias: torch.Tensor,
     *,
     blocked: torch.Tensor | None = None,
+    new_share: float = 0.1,
     lr: float = 1e-3,
     batch_size: int = 512,
     seed: int = 0,
@@ -102,10 +104,13 @@ def ranking_epochs(
     """Train ``(weight [T, D], bias [D])`` from the given start; yield a copy after every epoch.
 
     ``table``: the trained rows ``[num_items + 1, D]`` (row 0 padding), the negatives; ``blocked``:
-    items whose trained rows are left out (held out for validation). The caller stops the loop.
+    items left out altogether (held out for validation); ``new_share``: the share of the other
+    items that is new in each batch. The caller stops the loop.
     """
     if len(positions) == 0:
         raise ValueError("no training position to fit the text map on")
+    if not 0 < new_share < 1:
+        raise ValueError(f"new_share must be in (0, 1), not {new_share}")
     device = table.device
     w = weight.detach().to(device, torch.float32).clone().requires_grad_(True)
     b = bias.detach().to(device, torch.float32).clone().requires_grad_(True)
@@ -122,14 +127,17 @@ def ranking_epochs(
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             q, t = queries[rows], targets[rows]
+            new = (torch.rand(table.shape[0], generator=generator).to(device) < new_share) & ~excluded
+            columns = new.nonzero().squeeze(1)  # sorted: a new target's place by search
+            if len(columns) == 0:
+                continue
             with torch.no_grad():
                 trained = q @ table.T
-                trained[:, excluded] = float("-inf")
-                trained[torch.arange(len(t), device=device), t] = float("-inf")  # the target is new
-            unique, own = torch.unique(t, return_inverse=True)
-            mapped = q @ torch.addmm(b, text[unique], w).T
+                trained[:, new | excluded] = float("-inf")
+            mapped = q @ torch.addmm(b, text[columns], w).T
             logits = torch.cat([trained, mapped], dim=1)
-            loss = F.cross_entropy(logits, own + table.shape[0])
+            labels = torch.where(new[t], table.shape[0] + torch.searchsorted(columns, t), t)
+            loss = F.cross_entropy(logits, labels)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
