@@ -93,13 +93,16 @@ def main() -> None:
     pairs = [spec.split("=", 1) for spec in args.models]
     scorers: dict[str, Scorer] = {name: ModelScorer(load_model(folder)) for name, folder in pairs}
     result = agreement(scorers, pairs[0][0], folds.test)
+    result_valid = agreement(scorers, pairs[0][0], folds.valid)
     out = Path(__file__).resolve().parent / "results" / f"quality-{Path(args.dataset).name.replace('-', '')}-agreement"
     command = (
         "python -m bench.quality_agreement --dataset " + args.dataset + " " + " ".join(f'"{s}"' for s in args.models)
     )
-    md = [*lines(result, pairs[0][0]), "", f"`{command}`", ""]
+    md = [*lines(result_valid, pairs[0][0], "validation"), "", *lines(result, pairs[0][0]), "", f"`{command}`", ""]
     out.with_suffix(".md").write_text("\n".join(md))
-    out.with_suffix(".json").write_text(json.dumps({"models": dict(pairs), "agreement": result}, indent=2) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps({"models": dict(pairs), "agreement": result, "agreement_valid": result_valid}, indent=2) + "\n"
+    )
     print("\n".join(md))
 
 
