@@ -107,7 +107,7 @@ CPU = Profile(
     teacher_windows="all",
     student=STUDENT,
     student_train=_train(lr=2e-3, patience=PATIENCE, max_minutes=45.0),
-    distill=DistillConfig(alpha=0.5, temperature=1.0, top_k=100),
+    distill=DistillConfig(alpha=0.5, temperature=1.0, top_k=100, transfer=False),  # rows choose transfer
     teacher_valid_users=None,
     kd_last=None,
     kd_last_cloze=20,
@@ -129,7 +129,7 @@ FULL = Profile(
     teacher_windows="all",
     student=STUDENT,
     student_train=_train(lr=2e-3, patience=10),
-    distill=DistillConfig(alpha=0.5, temperature=1.0, top_k=100),
+    distill=DistillConfig(alpha=0.5, temperature=1.0, top_k=100, transfer=False),  # rows choose transfer
     teacher_valid_users=None,
     kd_last=None,
     kd_last_cloze=50,

@@ -124,10 +124,14 @@ def targets(rows: dict[str, dict[str, Any]], dataset: str) -> list[str]:
     plain, teacher, twin = ndcg("student alone"), ndcg("teacher (pretrained)"), ndcg("teacher (random init)")
     control = ndcg("student + KD from random-init teacher")
     distilled = {name: ndcg(name) for name in DISTILLED if name in rows}
-    best = max(distilled, key=lambda name: distilled[name] or 0.0) if distilled else None
+    valid = {name: (rows[name].get("valid") or {}).get("NDCG@10") or 0.0 for name in distilled}
+    best = max(distilled, key=lambda name: valid[name]) if distilled else None  # chosen by validation
     out = []
     if best is not None:
-        out.append(f"Best distilled student: **{best}** (of {', '.join(distilled)}).")
+        out.append(
+            f"Best distilled student, by validation NDCG@10: **{best}** "
+            f"({', '.join(f'{name} {valid[name]:.4f}' for name in distilled)})."
+        )
         out.append("")
     if dataset == "amazon-toys":
         if teacher is not None and plain is not None:

@@ -148,14 +148,14 @@ class DistillConfig(_Frozen):
 
     alpha: float = Field(default=0.5, ge=0.0, le=1.0)
     temperature: float = Field(default=1.0, gt=0.0)
-    """The quality benchmark's recipe (alpha 0.5, T 1, no transfer): see
+    """The quality benchmark's recipe (alpha 0.5, T 1, with embedding transfer): see
     bench/results/quality-amazontoys.md and quality-ml1m-selection.md."""
     top_k: int = Field(default=100, ge=1)
     hidden_weight: float = Field(default=0.0, ge=0.0)
-    transfer: bool = False
+    transfer: bool = True
     """Start the student's item table from the teacher's item representations (PCA to the
-    student's width, ``core.distill.transfer``) before distilling (off by default: the quality
-    benchmark's "student + KD + transfer" row against "student + KD")."""
+    student's width, ``core.distill.transfer``) before distilling: on by default, as the quality
+    benchmark's validation chose "student + KD + transfer" over "student + KD" on Amazon Toys."""
 
 
 class ServeConfig(_Frozen):
