@@ -191,8 +191,14 @@ class ColdBench:
             valid=valid_subset(split.folds, None),
             train=list(split.folds.train.values()),
         )
+        # The ridge fit alone (no ranking candidates), for comparison: validation on held-out known
+        # items is the only choice production can make, and this shows what it picks against.
+        ridge_map = fit_text_map(
+            student, self.encodings[: split.known + 1], counts, lm=self.lm, valid=valid_subset(split.folds, None)
+        )
         cold, warm = split.cold(), split.warm()
         student_table = with_text_items(student, text_map, self.encodings)
+        ridge_table = with_text_items(student, ridge_map, self.encodings)
         teacher_table = with_text_items(teacher, teacher_map, self.encodings)
         held = torch.zeros(split.num_items + 1, dtype=torch.bool)
         held[split.known + 1 :] = True
@@ -200,6 +206,7 @@ class ColdBench:
         rows = {
             "cold": {
                 "student + text map": self.metrics(TableScorer(student, student_table), cold),
+                "student + ridge-only text map": self.metrics(TableScorer(student, ridge_table), cold),
                 "teacher + text map": self.metrics(TableScorer(teacher, teacher_table), cold),
                 "popularity": self.metrics(popularity, cold),
                 "random": report.random_metrics(split.num_items, cold),
@@ -207,6 +214,9 @@ class ColdBench:
             "warm": {
                 "student, known items only": self.metrics(TableScorer(student, student_table, held), warm),
                 "student + held-out items from text": self.metrics(TableScorer(student, student_table), warm),
+                "student + held-out items from text, ridge-only map": self.metrics(
+                    TableScorer(student, ridge_table), warm
+                ),
                 "teacher, known items only": self.metrics(TableScorer(teacher, teacher_table, held), warm),
                 "teacher + held-out items from text": self.metrics(TableScorer(teacher, teacher_table), warm),
             },
@@ -222,7 +232,11 @@ class ColdBench:
             "plateau_factor": self.profile.teacher_train.plateau_factor,
             "transfer": self.profile.distill.transfer,
             "rows": rows,
-            "text_maps": {"student": _describe(text_map), "teacher": _describe(teacher_map)},
+            "text_maps": {
+                "student": _describe(text_map),
+                "student, ridge only": _describe(ridge_map),
+                "teacher": _describe(teacher_map),
+            },
             "training": {"teacher": _training(teacher_meta), "student": _training(student_meta)},
             "seconds": round(time.perf_counter() - started, 1),
         }
