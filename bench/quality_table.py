@@ -88,6 +88,7 @@ class Table:
             "",
             f"Profile **{p.name}**: {p.summary}",
             "",
+            *self.scale_lines(),
             f"Every model trains until validation NDCG@10 stops improving: patience {s.patience} evaluations "
             f"for every student, {t.patience} for the teachers; caps of {_cap(s.max_minutes)} (students) and "
             f'{_cap(t.max_minutes)} (teachers) are a safety net ("cap hit" in the train time column when one '
@@ -159,6 +160,18 @@ class Table:
         )
         print("\n".join(md[8:14]))
         log.info("wrote %s.md and .json", self.out)
+
+    def scale_lines(self) -> list[str]:
+        """A warning when ``--scale`` shrank the profile's caps: then they may decide where a run
+        stops, and the rows that hit one are not trained to convergence."""
+        if self.args.scale == 1.0:
+            return []
+        return [
+            f"**Caps scaled by {self.args.scale:g}** (`--scale {self.args.scale:g}`) from the profile's, so that "
+            "the run fits the time available: the caps below replace those in the profile's summary, and a "
+            'row whose train time says "cap hit" stopped on its cap, not on its patience.',
+            "",
+        ]
 
     def settings_lines(self, teacher_config: Any, distill: Any, picked: dict[str, Any]) -> list[str]:
         """Which teacher objective, item representation and KD settings were used, and why."""
