@@ -1,17 +1,16 @@
 """Adding an item from the app: publish its record to the items topic, then wait for the consumer.
 
 The app does not write SQL: the record goes to ``KafkaSettings.items_topic`` like any
-producer's (``stream.items.publish_items``), with the next free item id; the consumer's item
-feed stores it and serves it from its text. Here the catalogue is polled until the item is
-there. Two publishers taking the next id at the same moment would both name the same item (the
-second one then updates the first's text): the app takes ids under a lock, so this holds for one
-app process; several writers of new items should share one id source.
+producer's (``stream.items.publish_items``). It carries no item id, only a fresh source id
+(``app-`` and a random hex), so the consumer's item feed numbers it (``store.catalogue.numbered``):
+two app sessions adding items at once get two items, and a redelivered record still one. The feed
+stores it and serves it from its text; here the catalogue is polled until the source id is there.
 """
 
 from __future__ import annotations
 
-import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 from kafka.errors import KafkaError
@@ -19,13 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import KafkaSettings
-from store.catalogue import next_item_id
 from store.models import CatalogItem
 from stream.items import publish_items
 from stream.net import any_reachable
 from stream.producer import PublishError
-
-_ids = threading.Lock()
 
 
 class ItemError(RuntimeError):
@@ -34,10 +30,15 @@ class ItemError(RuntimeError):
 
 @dataclass(frozen=True)
 class Published:
-    item_id: int
-    stored: bool
-    """Whether the consumer stored it within the wait."""
+    source_id: str
+    item_id: int | None
+    """The id the item feed gave it; None if it was not stored within the wait."""
     waited_s: float
+
+    @property
+    def stored(self) -> bool:
+        """Whether the consumer stored it within the wait."""
+        return self.item_id is not None
 
 
 def parse_fields(text: str) -> dict[str, str]:
@@ -59,7 +60,7 @@ def parse_fields(text: str) -> dict[str, str]:
 def publish_item(
     kafka: KafkaSettings, sessions: sessionmaker[Session], title: str, fields: dict[str, str], timeout_s: float = 10.0
 ) -> Published:
-    """Publish a new item with the next free id and wait until the consumer has stored it."""
+    """Publish a new item for the item feed to number, and wait until the consumer has stored it."""
     if not title.strip():
         raise ItemError("An item needs a title.")
     if not any_reachable(kafka.bootstrap_servers):
@@ -68,16 +69,15 @@ def publish_item(
             "Start the live system with `kdrec demo` (or `kdrec broker`)."
         )
     started = time.monotonic()
-    with _ids:
+    source_id = f"app-{uuid.uuid4().hex[:16]}"
+    try:
+        publish_items(kafka, [{"source_id": source_id, "title": title.strip(), **fields}], timeout_s=timeout_s)
+    except (KafkaError, PublishError, ValueError) as exc:
+        raise ItemError(f"The item was not published: {exc}") from None
+    while time.monotonic() - started < timeout_s:
         with sessions() as session:
-            item_id = next_item_id(session)
-        try:
-            publish_items(kafka, [{"item_id": item_id, "title": title.strip(), **fields}], timeout_s=timeout_s)
-        except (KafkaError, PublishError, ValueError) as exc:
-            raise ItemError(f"The item was not published: {exc}") from None
-        while time.monotonic() - started < timeout_s:
-            with sessions() as session:
-                if session.scalar(select(CatalogItem.item_id).where(CatalogItem.item_id == item_id)) is not None:
-                    return Published(item_id, True, time.monotonic() - started)
-            time.sleep(0.1)
-    return Published(item_id, False, time.monotonic() - started)
+            item_id = session.scalar(select(CatalogItem.item_id).where(CatalogItem.source_id == source_id))
+        if item_id is not None:
+            return Published(source_id, int(item_id), time.monotonic() - started)
+        time.sleep(0.1)
+    return Published(source_id, None, time.monotonic() - started)

@@ -52,19 +52,32 @@ def learnt_items(session: Session) -> int | None:
 
 
 def checked(path: Path, records: list[tuple[int, dict[str, Any]]], next_id: int, max_bytes: int) -> list[dict]:
-    """The records with ids given to those without one (the next free ones, in file order), each
-    checked as the item feed will check it; a problem ends the command naming file and line."""
+    """The records, each checked as the item feed will check it, with ids given to those without
+    one: a record with a source id is left for the feed to number (``store.catalogue.numbered``),
+    the others take the next free ids in file order. A problem ends the command naming file and line."""
     out, problems = [], []
+    feed_numbered = 0
     for line, record in records:
-        if record.get("item_id") is None:
-            record = {"item_id": next_id, **record}
-        decoded = decode_item(item_value(record), item_key(record["item_id"]), max_bytes)
+        if record.get("item_id") is None and record.get("source_id"):
+            record = {name: value for name, value in record.items() if name != "item_id"}
+            decoded = decode_item(item_value(record), None, max_bytes)
+            feed_numbered += 1
+        else:
+            if record.get("item_id") is None:
+                record = {**record, "item_id": next_id}
+            decoded = decode_item(item_value(record), item_key(record["item_id"]), max_bytes)
         if isinstance(decoded, Rejection):
             problems.append(f"{path}:{line}: {decoded.reason}")
             continue
         if decoded.item_id > next_id:
             problems.append(
                 f"{path}:{line}: item_id_gap: item_id {decoded.item_id} leaves a gap (next free id {next_id})"
+            )
+            continue
+        if decoded.item_id == next_id and feed_numbered:
+            problems.append(
+                f"{path}:{line}: new item {next_id} comes after records the feed numbers (a source_id and no "
+                "item_id): it would take one of their ids; give it a source_id too, or put it before them"
             )
             continue
         next_id = max(next_id, decoded.item_id + 1)
@@ -75,6 +88,17 @@ def checked(path: Path, records: list[tuple[int, dict[str, Any]]], next_id: int,
     return out
 
 
+def id_summary(records: list[dict], first_new: int) -> str:
+    """The ids the new records take (``ids 4..9``; ``first_new`` is the next free id before them),
+    and how many the feed numbers."""
+    new = [record["item_id"] for record in records if record.get("item_id", 0) >= first_new]
+    parts = [f"ids {new[0]}..{new[-1]}" if len(new) > 1 else f"id {new[0]}"] if new else []
+    numbered_by_feed = sum("item_id" not in record for record in records)
+    if numbered_by_feed:
+        parts.append(f"{numbered_by_feed} numbered by the feed from their source_id")
+    return ", ".join(parts) or "no new ids"
+
+
 @app.command("publish")
 @friendly_errors(DataFormatError, KafkaError, PublishError, SQLAlchemyError, ValueError)
 def publish(
@@ -83,22 +107,23 @@ def publish(
     dry_run: bool = typer.Option(False, "--dry-run", help="Check the file and show the ids; publish nothing."),
 ) -> None:
     """Publish items to the items topic. Records without an item_id get the next free ids in file
-    order; every record is checked first, and a bad one stops the command (file and line named)."""
+    order, or, when they name a source_id, an id from the consumer's item feed (safe with other
+    writers); every record is checked first, and a bad one stops the command (file and line named)."""
     config = settings()
     records = read_item_records(file)
     if not records:
         raise fail(f"{file}: no items")
-    ready = checked(file, records, _with_session(url, next_item_id), config.kafka.max_item_bytes)
-    first, last = ready[0]["item_id"], ready[-1]["item_id"]
+    first_new = _with_session(url, next_item_id)
+    ready = checked(file, records, first_new, config.kafka.max_item_bytes)
     if dry_run:
-        typer.echo(f"{len(ready)} valid item record(s), ids {first}..{last}; nothing published (--dry-run)")
+        typer.echo(f"{len(ready)} valid item record(s), {id_summary(ready, first_new)}; nothing published (--dry-run)")
         return
     if not any_reachable(config.kafka.bootstrap_servers):
         raise fail(f"no Kafka broker reachable at {config.kafka.bootstrap_servers}: start one with `kdrec broker`")
     ensure_topics(config.kafka)
     sent = publish_items(config.kafka, ready)
     typer.echo(
-        f"published {sent} item(s) (ids {first}..{last}) to {config.kafka.items_topic}; a running consumer "
+        f"published {sent} item(s) ({id_summary(ready, first_new)}) to {config.kafka.items_topic}; a running consumer "
         "adds them to the catalogue and, from their text, to the live index"
     )
 

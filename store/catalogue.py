@@ -4,12 +4,16 @@
 arrive one by one and may be redelivered, so ``upsert_item`` says what it did (``inserted``,
 ``updated`` or ``unchanged``) and the same record twice changes nothing. Item ids stay dense
 (``core.data.Dataset`` requires 1..n, and so do the models and the FAISS index): an unknown id
-must be the next free one, else ``ItemIdGap``. Items with ids above what a model version learnt
-are the ones it can serve only from their text (``items_after``).
+must be the next free one, else ``ItemIdGap``. A record may instead name only its
+``source_id`` (``UNNUMBERED``): ``numbered`` then gives it the id of the stored item with that
+source id, or the next free one, so writers that cannot know the next id (two app sessions adding
+items at once) leave the numbering to the one consumer of the items topic. Items with ids above
+what a model version learnt are the ones it can serve only from their text (``items_after``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal
 
 from sqlalchemy import func, insert, select, update
@@ -21,6 +25,10 @@ from store.models import CatalogItem
 Outcome = Literal["inserted", "updated", "unchanged"]
 TEXT_COLUMNS = ("title", "year", "genres", "fields")
 """What an item record sets; ``source_id`` is kept unless the record names one."""
+
+
+UNNUMBERED = 0
+"""The ``item_id`` of an item whose record names only its ``source_id``, until ``numbered``."""
 
 
 class ItemIdGap(ValueError):
@@ -47,6 +55,18 @@ def item_row(item: Item) -> dict[str, Any]:
 def next_item_id(session: Session) -> int:
     """The id a new item must take: the largest stored id + 1 (1 for an empty catalogue)."""
     return int(session.scalar(select(func.max(CatalogItem.item_id))) or 0) + 1
+
+
+def numbered(session: Session, item: Item) -> Item:
+    """``item`` with its catalogue id: as given, or for an ``UNNUMBERED`` one, the id of the
+    stored item with its ``source_id`` (the lowest, should several share it), else the next free
+    id. A redelivered record therefore finds the item its first delivery inserted."""
+    if item.item_id != UNNUMBERED:
+        return item
+    if item.source_id is None:
+        raise ValueError("an item without an item_id needs a source_id")
+    stored = session.scalar(select(func.min(CatalogItem.item_id)).where(CatalogItem.source_id == item.source_id))
+    return replace(item, item_id=int(stored) if stored is not None else next_item_id(session))
 
 
 def upsert_item(session: Session, item: Item) -> Outcome:

@@ -81,6 +81,7 @@ class CatalogItem(Base):
     """An item of the catalogue; ``item_id`` is the dense id the models use (1..n)."""
 
     __tablename__ = "items"
+    __table_args__ = (Index("ix_items_source_id", "source_id"),)
 
     item_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     title: Mapped[str] = mapped_column(String(512))

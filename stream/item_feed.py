@@ -4,7 +4,8 @@ A background thread of the stream consumer process (``stream.consumer``), off it
 For each polled batch of item records (``stream.items``):
 
 1. decode every record; invalid ones are set aside with their reason;
-2. ONE SQL transaction upserts the valid ones (``store.catalogue.upsert_item``, idempotent); an
+2. ONE SQL transaction upserts the valid ones (``store.catalogue.upsert_item``, idempotent;
+   a record naming only its source id is numbered first, ``store.catalogue.numbered``); an
    id that would leave a gap rejects that record only (``item_id_gap``: the check comes before
    any write), then COMMIT. From then on the stream accepts clicks on the new items
    (``stream.batch.Catalogue`` looks unknown ids up in SQL);
@@ -46,7 +47,7 @@ from core.data.dataset import Item
 from core.settings import KafkaSettings
 from core.text.live import TextEncoder
 from store.active import ActiveModel
-from store.catalogue import ItemIdGap, upsert_item
+from store.catalogue import ItemIdGap, numbered, upsert_item
 from stream.batch import skip_rejection
 from stream.clients import Backoff, BrokerUnavailable
 from stream.dlq import DeadLetters, Source
@@ -221,7 +222,8 @@ class ItemFeed:
                     rejected.append((record, decoded))
                     continue
                 try:
-                    outcomes.append((decoded, upsert_item(session, decoded)))
+                    item = numbered(session, decoded)
+                    outcomes.append((item, upsert_item(session, item)))
                 except ItemIdGap as exc:  # raised before any write: the transaction goes on
                     rejected.append((record, Rejection("item_id_gap", str(exc))))
         changed = []

@@ -10,7 +10,10 @@ UTF-8 JSON object, the key the item id as decimal text (optional; when present i
 
 * ``item_id``: integer >= 1. ``title``: a string, 1-512 characters once stripped.
 * ``year``: integer 0..9999, optional. ``genres``: a list of non-empty strings without ``|``,
-  optional. ``source_id``: the id in the source system, a string of at most 64, optional.
+  optional. ``source_id``: the id in the source system, a string of 1-64 characters, optional.
+* A record may leave out ``item_id`` if it names a ``source_id``: the feed then numbers it (the
+  stored item with that source id, or the next free id), and the key, if any, is the source id.
+  This is how writers that cannot know the next free id (the app) add items without racing.
 * every other field is a further text field the language model reads (``Item.fields``, in the
   order the record gives them): its value must be a string (so ``"price": 9.5`` is refused).
 
@@ -31,6 +34,7 @@ from kafka import KafkaProducer
 
 from core.data.dataset import Item
 from core.settings import KafkaSettings
+from store.catalogue import UNNUMBERED
 from stream.events import Rejection, json_object
 from stream.producer import PublishError, producer_options
 
@@ -48,6 +52,11 @@ def item_key(item_id: int) -> bytes:
     return str(item_id).encode()
 
 
+def record_key(item: Item) -> bytes:
+    """The key of ``item``'s record: its id, or its source id while it is ``UNNUMBERED``."""
+    return item_key(item.item_id) if item.item_id != UNNUMBERED else str(item.source_id).encode()
+
+
 def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -55,9 +64,10 @@ def _is_int(value: Any) -> TypeGuard[int]:
 def _problems(payload: dict[str, Any]) -> list[tuple[str, str]]:
     """``(code, detail)`` for every problem of a decoded JSON object."""
     found: list[tuple[str, str]] = []
-    for name in ("item_id", "title"):
-        if name not in payload:
-            found.append(("missing_field", f"{name} is required"))
+    if "item_id" not in payload and not isinstance(payload.get("source_id"), str):
+        found.append(("missing_field", "item_id is required (or a source_id, for the feed to number a new item)"))
+    if "title" not in payload:
+        found.append(("missing_field", "title is required"))
     item_id = payload.get("item_id")
     if "item_id" in payload and not _is_int(item_id):
         found.append(("wrong_type", f"item_id must be an integer (got {item_id!r:.40})"))
@@ -81,8 +91,8 @@ def _problems(payload: dict[str, Any]) -> list[tuple[str, str]]:
     source_id = payload.get("source_id")
     if source_id is not None and not isinstance(source_id, str):
         found.append(("wrong_type", f"source_id must be a string (got {source_id!r:.40})"))
-    elif isinstance(source_id, str) and len(source_id) > MAX_SOURCE_ID:
-        found.append(("invalid_field", f"source_id must be at most {MAX_SOURCE_ID} characters"))
+    elif isinstance(source_id, str) and not 1 <= len(source_id) <= MAX_SOURCE_ID:
+        found.append(("invalid_field", f"source_id must be 1-{MAX_SOURCE_ID} characters"))
     for name, value in payload.items():
         if name in KNOWN:
             continue
@@ -102,17 +112,18 @@ def decode_item(value: bytes | None, key: bytes | None, max_bytes: int) -> Item 
     if problems:
         code = next(code for code in _CODES if any(found == code for found, _ in problems))
         return Rejection(code, "; ".join(detail for _, detail in problems))
-    item_id = payload["item_id"]
-    if key is not None and key != item_key(item_id):
-        return Rejection("key_mismatch", f"key {key[:40]!r} is not the item id {item_id}")
-    return Item(
-        item_id,
+    item = Item(
+        payload.get("item_id", UNNUMBERED),
         payload["title"].strip(),
         payload.get("year"),
         tuple(g.strip() for g in payload.get("genres") or ()),
         payload.get("source_id"),
         tuple((name, text.strip()) for name, text in payload.items() if name not in KNOWN),
     )
+    if key is not None and key != record_key(item):
+        named = f"item id {item.item_id}" if item.item_id != UNNUMBERED else f"source_id {item.source_id!r}"
+        return Rejection("key_mismatch", f"key {key[:40]!r} is not the {named}")
+    return item
 
 
 def item_value(record: Mapping[str, Any]) -> bytes:
@@ -121,7 +132,7 @@ def item_value(record: Mapping[str, Any]) -> bytes:
 
 
 def publish_items(kafka: KafkaSettings, records: Iterable[Mapping[str, Any]], timeout_s: float = 30.0) -> int:
-    """Send item records (JSON objects as dicts) keyed by item id; waits for every acknowledgement.
+    """Send item records (JSON objects as dicts) keyed by ``record_key``; waits for every acknowledgement.
 
     Every record is checked with ``decode_item`` first (ValueError names the first invalid one,
     and nothing is sent); PublishError when the broker did not acknowledge one. Returns the count.
@@ -136,7 +147,7 @@ def publish_items(kafka: KafkaSettings, records: Iterable[Mapping[str, Any]], ti
     producer = KafkaProducer(**producer_options(kafka, client_id="kdrec-item-producer"))
     try:
         futures = [
-            producer.send(kafka.items_topic, key=item_key(item.item_id), value=value)
+            producer.send(kafka.items_topic, key=record_key(item), value=value)
             for item, value in zip(items, values, strict=True)
         ]
         producer.flush(timeout=timeout_s)

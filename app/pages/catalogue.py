@@ -51,7 +51,7 @@ if published is not None:
         )
     else:
         st.warning(
-            f"Item {published.item_id} was published but the consumer has not stored it yet: is `kdrec consume` "
+            f"Item {published.source_id!r} was published but the consumer has not stored it yet: is `kdrec consume` "
             "(or `kdrec demo`) running?"
         )
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.data.dataset import Item
-from store.catalogue import ItemIdGap, items_after, next_item_id, upsert_item
+from store.catalogue import UNNUMBERED, ItemIdGap, items_after, next_item_id, numbered, upsert_item
 from store.load import dataset_from_store, upsert_items
 from store.models import CatalogItem
 from tests.store.helpers import add_items
@@ -58,6 +58,20 @@ def test_a_stored_source_id_is_kept_unless_the_record_names_one(sessions: sessio
         assert upsert_item(session, Item(1, "Toy Story", 1995, ("Animation",), "m1")) == "updated"
     with sessions() as session:
         assert dataset_from_store(session).items[1].source_id == "m1"
+
+
+def test_an_unnumbered_item_takes_its_source_ids_item_or_the_next_free_id(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        upsert_items(session, [Item(1, "Toy Story", 1995, ("Animation",), "tt0114709"), Item(2, "Heat")])
+    with sessions.begin() as session:
+        assert numbered(session, Item(UNNUMBERED, "Toy Story (1995)", source_id="tt0114709")).item_id == 1
+        kite = numbered(session, Item(UNNUMBERED, "Kite", source_id="B00KITE"))
+        assert kite == Item(3, "Kite", source_id="B00KITE")
+        assert upsert_item(session, kite) == "inserted"
+        assert numbered(session, Item(UNNUMBERED, "Kite", source_id="B00KITE")) == kite  # a redelivery
+        assert numbered(session, Item(2, "Heat")) == Item(2, "Heat")  # a numbered item as it is
+        with pytest.raises(ValueError, match="needs a source_id"):
+            numbered(session, Item(UNNUMBERED, "Nameless"))
 
 
 def test_unknown_ids_must_be_the_next_free_one(sessions: sessionmaker[Session]) -> None:

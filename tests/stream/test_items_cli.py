@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,22 @@ def test_publish_gives_missing_ids_the_next_free_ones(env: str, kafka: KafkaSett
         (3, "item 3 renamed", (("brand", ""),)),
         (5, "Kite", (("brand", ""),)),
     ]
+
+
+def test_records_with_a_source_id_are_left_for_the_feed_to_number(
+    env: str, kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    path = tmp_path / "new.csv"
+    path.write_text("item_id,source_id,title\n,,Wooden railway\n,B00KITE,Kite\n3,,item 3 renamed\n")
+    result = runner.invoke(app, ["items", "publish", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "published 3 item(s) (id 4, 1 numbered by the feed from their source_id)" in result.output
+    records = read_topic(kafka, kafka.items_topic, 3)
+    assert [r.key for r in records] == [b"4", b"B00KITE", b"3"]
+    assert [json.loads(r.value) for r in records][1] == {"source_id": "B00KITE", "title": "Kite"}
+    path.write_text("source_id,title\nB00KITE,Kite\n,Yo-yo\n")
+    late = runner.invoke(app, ["items", "publish", str(path), "--dry-run"])
+    assert late.exit_code != 0 and "new.csv:3: new item 4 comes after records the feed numbers" in late.output
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 Either way each item is a flat record, ``{"item_id": 11925, "title": "...", "brand": "..."}``:
 
 * CSV (``.csv``): UTF-8, a header naming the columns (``title`` required, ``item_id``
-  optional, any further text columns); every value is text, an empty ``item_id`` or ``year``
-  means "none", and ``year`` and ``item_id`` are read as integers.
+  optional, any further text columns); every value is text, an empty ``item_id``, ``year`` or
+  ``source_id`` means "none", and ``year`` and ``item_id`` are read as integers.
 * JSON lines (any other suffix, e.g. ``.jsonl``): one JSON object per line; blank lines are
   skipped. Values keep their JSON types.
 
@@ -55,6 +55,8 @@ def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
                     if name in record:
                         text = record[name].strip()
                         record[name] = parse_int(text, path, line, name) if text else None
+                if not record.get("source_id", "-").strip():
+                    record["source_id"] = None
                 out.append((line, {k: v for k, v in record.items() if v is not None}))
         except csv.Error as exc:
             raise DataFormatError(path, f"bad CSV: {exc}", reader.line_num) from None
