@@ -5,11 +5,12 @@
 
 A random 10% of the items is held out (bench.cold_start_split): every interaction with them is
 removed from training, their text stays in the catalogue. The teacher and the served student
-are trained as kdrec trains them (the quality benchmark's profile; the student distilled from
-the teacher, ``core.training.served``), on the known items only. Then each held-out item gets a
-vector from its text alone: the student's text map (``core.distill.text_map``, fitted on the
-known items and chosen on validation users), and, for comparison, the same kind of map fitted to
-the teacher's item table. Full ranking over all items, seen items removed:
+are trained as in the quality benchmark's profile (the student distilled from the teacher, as
+``core.training.served`` does; embedding transfer as the profile pins it), on the known items
+only. Then each held-out item gets a vector from its text alone: the student's text map
+(``core.distill.text_map``, fitted on the known items and chosen on validation users; beside it
+the best ridge-only map, to show what the ranking epochs add), and, for comparison, the same
+kind of map fitted to the teacher's item table. Full ranking over all items, seen items removed:
 
 * cold users (test target a held-out item): HR@10 / NDCG@10 of the student's text map, of the
   teacher's, of popularity (which cannot rank an item nobody clicked) and of random (exact);
@@ -17,7 +18,8 @@ the teacher's item table. Full ranking over all items, seen items removed:
   index, so the new vectors' cost to good recommendations shows.
 
 With ``--latency``, bench.cold_start_latency publishes held-out items one by one to the embedded
-broker and times each one's way to the first recommendation list containing it.
+broker and times each one's way into the serving index and to the first recommendation list
+containing it.
 Writes bench/results/cold-start-<dataset>.md and .json (dataset name without dashes).
 """
 

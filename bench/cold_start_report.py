@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data.split import EvalSet
+from core.distill.text_map.fit import WARM_TOLERANCE
 
 
 def random_metrics(num_items: int, users: EvalSet, ks: tuple[int, ...] = (10, 20)) -> dict[str, float]:
@@ -43,7 +44,13 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"`python -m bench.cold_start --dataset {result['dataset']}` (profile {result['profile']}, learning-rate "
         f"plateau factor {result.get('plateau_factor', 0.5)}, embedding transfer {result.get('transfer', False)}; "
-        "the student is distilled from the teacher, as kdrec serves it). "
+        "the student is distilled from the teacher as kdrec's served recipe does"
+        + (
+            ""
+            if result.get("transfer")
+            else " (which by default also starts the student from the teacher's items, `DistillConfig.transfer`)"
+        )
+        + "). "
         f"{result['held_out_items']:,} of {result['known_items'] + result['held_out_items']:,} items "
         f"({result['share']:.0%}, seed {result['seed']}) held out: every interaction with them removed from "
         "training, their text kept. Full ranking over all items, leave-one-out test targets, seen items removed. "
@@ -66,7 +73,7 @@ def markdown(result: dict[str, Any]) -> str:
         "Text maps (linear, from the LM's reading of an item's text to a model's item vector: a ridge fit, then "
         "optionally trained to rank against the trained rows on the model's own training positions; every choice "
         "made on validation: the best NDCG@10 of the users whose target is one of the map's own held-out known items, "
-        "keeping the other users within 2% of an index without those items): "
+        f"keeping the other users within {WARM_TOLERANCE:.0%} of an index without those items): "
         + "; ".join(
             f"{name}: ridge {m['ridge']:g}"
             + (f" + {m['ranking_epochs']} ranking epochs" if m.get("ranking_epochs") else "")

@@ -1,4 +1,5 @@
-"""How much of the teacher's answers each model gives: top-10 agreement on a sample of test users.
+"""How much of the teacher's answers each model gives: top-10 agreement on a sample of users
+(of the test split or, for choices, of the validation split).
 
 Two measures per model, against the pretrained teacher: the mean overlap of the two top-10 lists
 (seen items removed from both), and, of the users whose test target the teacher puts in its top

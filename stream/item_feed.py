@@ -39,8 +39,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.data.dataset import Item
@@ -49,7 +48,7 @@ from core.text.live import TextEncoder
 from store.active import ActiveModel
 from store.catalogue import ItemIdGap, numbered, upsert_item
 from stream.batch import skip_rejection
-from stream.clients import Backoff, BrokerUnavailable
+from stream.clients import Backoff, BrokerUnavailable, next_offsets
 from stream.dlq import DeadLetters, Source
 from stream.events import Rejection
 from stream.items import decode_item
@@ -202,13 +201,7 @@ class ItemFeed:
         self._dead_letter(rejected + [(batch, skip_rejection(batch)) for batch in skipped])
         if skipped:
             self.counts["skipped_batches"] += len(skipped)
-        offsets = {
-            TopicPartition(record.topic, record.partition): OffsetAndMetadata(
-                getattr(record, "next_offset", record.offset + 1), "", -1
-            )
-            for record in records  # in offset order: each partition's last record wins
-        }
-        consumer.commit(offsets)
+        consumer.commit(next_offsets(polled))
         self._probed_at = time.monotonic()
 
     def _store(self, records: list[Any]) -> tuple[list[Item], list[tuple[Any, Rejection]]]:

@@ -55,8 +55,8 @@ def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
                     if name in record:
                         text = record[name].strip()
                         record[name] = parse_int(text, path, line, name) if text else None
-                if not record.get("source_id", "-").strip():
-                    record["source_id"] = None
+                if "source_id" in record:
+                    record["source_id"] = record["source_id"].strip() or None
                 out.append((line, {k: v for k, v in record.items() if v is not None}))
         except csv.Error as exc:
             raise DataFormatError(path, f"bad CSV: {exc}", reader.line_num) from None
