@@ -56,12 +56,12 @@ def checked(path: Path, records: list[tuple[int, dict[str, Any]]], next_id: int,
     one: a record with a source id is left for the feed to number (``store.catalogue.numbered``),
     the others take the next free ids in file order. A problem ends the command naming file and line."""
     out, problems = [], []
-    feed_numbered = 0
+    after_feed_numbered = False
     for line, record in records:
         if record.get("item_id") is None and record.get("source_id"):
             record = {name: value for name, value in record.items() if name != "item_id"}
             decoded = decode_item(item_value(record), None, max_bytes)
-            feed_numbered += 1
+            after_feed_numbered = True
         else:
             if record.get("item_id") is None:
                 record = {**record, "item_id": next_id}
@@ -74,7 +74,7 @@ def checked(path: Path, records: list[tuple[int, dict[str, Any]]], next_id: int,
                 f"{path}:{line}: item_id_gap: item_id {decoded.item_id} leaves a gap (next free id {next_id})"
             )
             continue
-        if decoded.item_id == next_id and feed_numbered:
+        if decoded.item_id == next_id and after_feed_numbered:
             problems.append(
                 f"{path}:{line}: new item {next_id} comes after records the feed numbers (a source_id and no "
                 "item_id): it would take one of their ids; give it a source_id too, or put it before them"

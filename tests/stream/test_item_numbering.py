@@ -15,7 +15,6 @@ from sqlalchemy import select
 from app.items import publish_item
 from core.data.dataset import Item
 from core.settings import KafkaSettings
-from store.engine import create_engine_for, make_sessionmaker
 from store.models import CatalogItem
 from stream.events import Rejection
 from stream.items import decode_item, publish_items
@@ -51,13 +50,19 @@ def stored(sessions) -> dict[str, tuple[int, str]]:
         return {source: (item_id, title) for source, item_id, title in rows if source is not None}
 
 
-@pytest.mark.kafka
-def test_the_feed_numbers_them_densely_and_a_redelivery_finds_the_same_item(
-    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
-) -> None:
+@pytest.fixture
+def live_kafka(kafka: KafkaSettings, sessions, tmp_path: Path) -> KafkaSettings:
+    """The broker's settings (fast group joins) once SQL holds a catalogue and a served student."""
     add_catalogue(sessions)
     publish_student(sessions, tmp_path, seed=1)
-    kafka = fast_group(kafka)
+    return fast_group(kafka)
+
+
+@pytest.mark.kafka
+def test_the_feed_numbers_them_densely_and_a_later_record_with_the_same_source_id_updates_it(
+    live_kafka: KafkaSettings, database_url: str, sessions
+) -> None:
+    kafka = live_kafka
     kite = {"source_id": "B00KITE", "title": "Kite"}
     with consumer_thread(kafka, database_url) as consumer:
         assert consumer.item_feed is not None
@@ -71,22 +76,13 @@ def test_the_feed_numbers_them_densely_and_a_redelivery_finds_the_same_item(
 
 @pytest.mark.kafka
 def test_app_sessions_adding_items_at_once_get_an_item_each(
-    kafka: KafkaSettings, database_url: str, sessions, tmp_path: Path
+    live_kafka: KafkaSettings, database_url: str, sessions
 ) -> None:
-    add_catalogue(sessions)
-    publish_student(sessions, tmp_path, seed=1)
-    kafka = fast_group(kafka)
-    engine = create_engine_for(database_url)
-    try:
-        app_sessions = make_sessionmaker(engine, read_only=True)
-        with consumer_thread(kafka, database_url):
-            titles = [f"Wooden train {n}" for n in range(4)]
-            with ThreadPoolExecutor(len(titles)) as pool:
-                published = list(
-                    pool.map(lambda t: publish_item(kafka, app_sessions, t, {"brand": "Brio"}, timeout_s=60), titles)
-                )
-    finally:
-        engine.dispose()
+    titles = [f"Wooden train {n}" for n in range(4)]
+    with consumer_thread(live_kafka, database_url), ThreadPoolExecutor(len(titles)) as pool:
+        published = list(
+            pool.map(lambda t: publish_item(live_kafka, sessions, t, {"brand": "Brio"}, timeout_s=60), titles)
+        )
     assert all(p.stored for p in published), published
     assert sorted(p.item_id for p in published) == list(range(NUM_ITEMS + 1, NUM_ITEMS + 5))  # type: ignore[type-var]
     assert {p.source_id: (p.item_id, title) for p, title in zip(published, titles, strict=True)} == stored(sessions)

@@ -131,16 +131,15 @@ def test_validation_weighs_ranking_epochs_and_the_map_records_them(
         if found:
             ok = "costs the others" not in message
             logged.append((int(found[1] or 0), float(found[2]), float(found[3]), ok))
-    key = {(e, c, w, ok): (ok, c if ok else w) for e, c, w, ok in logged}
-    epochs = [e for e, *_ in logged if e]
+    keyed = [(e, c, (ok, c if ok else w)) for e, c, w, ok in logged]
+    epochs = [e for e, _, _ in keyed if e]
     assert epochs and epochs == list(range(1, len(epochs) + 1))  # evaluated epoch by epoch, then stopped
-    start = max(k for (e, *_), k in key.items() if e == 0)
-    improved = [(k, e) for (e, *_), k in key.items() if e and k > start]
-    kept = min(improved, key=lambda ke: (tuple(-x for x in ke[0]), ke[1]))[1] if improved else 0
+    start = max(k for e, _, k in keyed if e == 0)
+    best = max([k for e, _, k in keyed if e and k > start], default=start)
+    kept = min(e for e, _, k in keyed if e and k == best) if best > start else 0  # the first to beat the rest
     assert text_map.epochs == kept  # the best candidate was kept ...
     assert len(epochs) == min(kept + RANKING_PATIENCE, MAX_RANKING_EPOCHS)  # ... and patience stopped it
-    scores = {c for (e, c, *_), k in key.items() if e == kept and k == (start if not kept else max(improved)[0])}
-    assert any(text_map.valid_ndcg == pytest.approx(c, abs=1e-4) for c in scores)
+    assert any(text_map.valid_ndcg == pytest.approx(c, abs=1e-4) for e, c, k in keyed if e == kept and k == best)
     assert text_map.method == ("ranking" if text_map.epochs else "ridge")
     loaded = load_text_map(text_map.save(tmp_path).parent)
     assert loaded is not None and (loaded.method, loaded.epochs) == (text_map.method, text_map.epochs)
