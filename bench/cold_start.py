@@ -9,8 +9,9 @@ are trained as in the quality benchmark's profile (the student distilled from th
 ``core.training.served`` does; embedding transfer as the profile pins it), on the known items
 only. Then each held-out item gets a vector from its text alone: the student's text map
 (``core.distill.text_map``, fitted on the known items and chosen on validation users; beside it
-the best ridge-only map, to show what the ranking epochs add), and, for comparison, the same
-kind of map fitted to the teacher's item table. Full ranking over all items, seen items removed:
+the best map without text neighbours and the best ridge-only map, to show what the neighbours and
+the ranking epochs add), and, for comparison, the same kind of map fitted to the teacher's item
+table. Full ranking over all items, seen items removed:
 
 * cold users (test target a held-out item): HR@10 / NDCG@10 of the student's text map, of the
   teacher's, of popularity (which cannot rank an item nobody clicked) and of random (exact);
@@ -193,13 +194,18 @@ class ColdBench:
             valid=valid_subset(split.folds, None),
             train=list(split.folds.train.values()),
         )
-        # The ridge fit alone (no ranking candidates), for comparison: validation on held-out known
-        # items is the only choice production can make, and this shows what it picks against.
-        ridge_map = fit_text_map(
-            student, self.encodings[: split.known + 1], counts, lm=self.lm, valid=valid_subset(split.folds, None)
+        # For comparison, the maps without text neighbours (the linear stages alone) and without
+        # ranking epochs either (the ridge fit alone): validation on held-out known items is the only
+        # choice production can make, and these show what it picks against.
+        known_encodings, valid = self.encodings[: split.known + 1], valid_subset(split.folds, None)
+        train = list(split.folds.train.values())
+        linear_map = fit_text_map(
+            student, known_encodings, counts, lm=self.lm, valid=valid, train=train, text_neighbours=False
         )
+        ridge_map = fit_text_map(student, known_encodings, counts, lm=self.lm, valid=valid, text_neighbours=False)
         cold, warm = split.cold(), split.warm()
         student_table = with_text_items(student, text_map, self.encodings)
+        linear_table = with_text_items(student, linear_map, self.encodings)
         ridge_table = with_text_items(student, ridge_map, self.encodings)
         teacher_table = with_text_items(teacher, teacher_map, self.encodings)
         held = torch.zeros(split.num_items + 1, dtype=torch.bool)
@@ -208,6 +214,9 @@ class ColdBench:
         rows = {
             "cold": {
                 "student + text map": self.metrics(TableScorer(student, student_table), cold),
+                "student + linear text map (no text neighbours)": self.metrics(
+                    TableScorer(student, linear_table), cold
+                ),
                 "student + ridge-only text map": self.metrics(TableScorer(student, ridge_table), cold),
                 "teacher + text map": self.metrics(TableScorer(teacher, teacher_table), cold),
                 "popularity": self.metrics(popularity, cold),
@@ -216,6 +225,9 @@ class ColdBench:
             "warm": {
                 "student, known items only": self.metrics(TableScorer(student, student_table, held), warm),
                 "student + held-out items from text": self.metrics(TableScorer(student, student_table), warm),
+                "student + held-out items from text, linear map": self.metrics(
+                    TableScorer(student, linear_table), warm
+                ),
                 "student + held-out items from text, ridge-only map": self.metrics(
                     TableScorer(student, ridge_table), warm
                 ),
@@ -236,6 +248,7 @@ class ColdBench:
             "rows": rows,
             "text_maps": {
                 "student": _describe(text_map),
+                "student, linear only": _describe(linear_map),
                 "student, ridge only": _describe(ridge_map),
                 "teacher": _describe(teacher_map),
             },
@@ -258,6 +271,10 @@ def _describe(text_map: TextMap) -> dict[str, Any]:
         "valid_ndcg": text_map.valid_ndcg,
         "method": text_map.method,
         "ranking_epochs": text_map.epochs,
+        "neighbours": text_map.neighbours.k if text_map.neighbours else 0,
+        "temperature": text_map.neighbours.temperature if text_map.neighbours else None,
+        "blend": text_map.blend,
+        "describe": text_map.describe(),
     }
 
 

@@ -70,25 +70,30 @@ def markdown(result: dict[str, Any]) -> str:
         f"The held-out items' text vectors change the student's warm-user NDCG@10 by "
         f"{(with_text - without) / without:+.2%} (target: no more than 2% lower).",
         "",
-        "Text maps (linear, from the LM's reading of an item's text to a model's item vector: a ridge fit, then "
-        "optionally trained to rank against the trained rows on the model's own training positions; every choice "
-        "made on validation: the best NDCG@10 of the users whose target is one of the map's own held-out known items, "
+        "Text maps (from the LM's reading of an item's text to a model's item vector: a ridge fit, then optionally "
+        "trained to rank against the trained rows on the model's own training positions, then optionally blended with "
+        "the similarity-weighted mean of the trained rows of the known items whose text is nearest; every choice made "
+        "on validation: the best NDCG@10 of the users whose target is one of the map's own held-out known items, "
         f"keeping the other users within {WARM_TOLERANCE:.0%} of an index without those items): "
-        + "; ".join(
-            f"{name}: ridge {m['ridge']:g}"
-            + (f" + {m['ranking_epochs']} ranking epochs" if m.get("ranking_epochs") else "")
-            + f", items seen >= {m['min_count']} times, "
-            + ("norm as fitted" if m.get("norm") is None else f"rows rescaled to norm {m['norm']:.2f}")
-            + ", validation NDCG@10 of held-out targets "
-            + ("n/a" if m["valid_ndcg"] is None else f"{m['valid_ndcg']:.4f}")
-            for name, m in maps.items()
-        )
+        + "; ".join(f"{name}: {_described(m)}" for name, m in maps.items())
         + ".",
     ]
     latency = result.get("latency")
     if latency:
         lines += ["", "## New item -> first recommendation containing it", "", *latency_lines(latency)]
     return "\n".join(lines) + "\n"
+
+
+def _described(m: dict[str, Any]) -> str:
+    """A text map as ``bench.cold_start._describe`` recorded it (older results lack ``describe``)."""
+    text = m.get("describe") or (
+        f"ridge {m['ridge']:g}"
+        + (f" + {m['ranking_epochs']} ranking epochs" if m.get("ranking_epochs") else "")
+        + f", items seen >= {m['min_count']} times"
+        + ("" if m.get("norm") is None else f", rows rescaled to norm {m['norm']:.2f}")
+    )
+    score = "n/a" if m["valid_ndcg"] is None else f"{m['valid_ndcg']:.4f}"
+    return f"{text}, validation NDCG@10 of held-out targets {score}"
 
 
 def latency_lines(latency: dict[str, Any]) -> list[str]:

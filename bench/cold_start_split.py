@@ -43,7 +43,7 @@ class ColdSplit:
     def _test(self, keep: Callable[[int], bool]) -> EvalSet:
         test = self.folds.test
         rows = [i for i, target in enumerate(test.targets) if keep(target)]
-        return EvalSet([test.users[i] for i in rows], [test.inputs[i] for i in rows], [test.targets[i] for i in rows])
+        return test.rows(rows)
 
 
 def cold_split(data: Dataset, share: float = 0.1, seed: int = 0) -> ColdSplit:

@@ -6,6 +6,7 @@ everything before is training. Users with fewer than three items only train.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,14 +28,17 @@ class EvalSet:
     def head(self, n: int) -> EvalSet:
         return EvalSet(self.users[:n], self.inputs[:n], self.targets[:n])
 
+    def rows(self, rows: Sequence[int] | np.ndarray) -> EvalSet:
+        """The users at positions ``rows``, in that order."""
+        return EvalSet([self.users[i] for i in rows], [self.inputs[i] for i in rows], [self.targets[i] for i in rows])
+
     def sample(self, n: int | None, seed: int) -> EvalSet:
         """``n`` users drawn at random without replacement (all when None or ``n >= len``), in
         their order here: the first users of a file are no random sample (they may be the
         oldest, the most active, ...), so choices by validation use this, not ``head``."""
         if n is None or n >= len(self):
             return self
-        rows = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
-        return EvalSet([self.users[i] for i in rows], [self.inputs[i] for i in rows], [self.targets[i] for i in rows])
+        return self.rows(np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False)))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The text map as served and saved: ``encodings @ weight + bias`` (optionally rescaled rows),
-one safetensors file next to the student's weights, no pickle."""
+optionally blended with the text neighbours' rows (neighbours.py), one safetensors file next to
+the student's weights, no pickle."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from core.distill.text_map.neighbours import Neighbours
+
 TEXT_MAP_FILE = "text_map.safetensors"
 FORMAT_VERSION = "1"
 METHODS = ("ridge", "ranking")
@@ -18,7 +21,8 @@ METHODS = ("ridge", "ranking")
 
 @dataclass(frozen=True, eq=False)
 class TextMap:
-    """``encodings @ weight + bias``: ``[N, T]`` LM encodings -> ``[N, D]`` student item vectors."""
+    """``encodings @ weight + bias``: ``[N, T]`` LM encodings -> ``[N, D]`` student item vectors;
+    with ``neighbours``, ``(1 - blend)`` of that plus ``blend`` of the neighbours' vector."""
 
     weight: torch.Tensor
     bias: torch.Tensor
@@ -32,12 +36,21 @@ class TextMap:
     method: str = "ridge"
     epochs: int = 0
     """Epochs of ranking training after the ridge start (0 for ``method="ridge"``)."""
+    neighbours: Neighbours | None = None
+    blend: float = 0.0
+    """The neighbours' share of each vector (0: the linear map alone, 1: the neighbours alone)."""
 
     def __post_init__(self) -> None:
         if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[1],):
             raise ValueError(f"weight {tuple(self.weight.shape)} and bias {tuple(self.bias.shape)} do not match")
         if self.method not in METHODS:
             raise ValueError(f"unknown text map method {self.method!r} ({' or '.join(METHODS)})")
+        if not 0.0 <= self.blend <= 1.0 or (self.blend > 0) != (self.neighbours is not None):
+            raise ValueError(f"blend {self.blend} needs neighbours (and a blend in (0, 1] with them)")
+        if self.neighbours is not None and (
+            self.neighbours.text_dim != self.text_dim or self.neighbours.values.shape[1] != self.dim
+        ):
+            raise ValueError("the neighbours' keys and rows do not match the linear map's shape")
 
     @property
     def text_dim(self) -> int:
@@ -49,13 +62,20 @@ class TextMap:
 
     def describe(self) -> str:
         fit = f"ridge {self.ridge:g}" + (f" + {self.epochs} ranking epochs" if self.method == "ranking" else "")
-        return f"{fit}, items seen >= {self.min_count} times" + (f", rows at norm {self.norm:.3g}" if self.norm else "")
+        text = f"{fit}, items seen >= {self.min_count} times" + (f", rows at norm {self.norm:.3g}" if self.norm else "")
+        if self.neighbours is None:
+            return text
+        nb = f"{self.blend:g} x {self.neighbours.k} text neighbours (temperature {self.neighbours.temperature:g})"
+        return nb if self.blend == 1 else f"{nb} + {1 - self.blend:g} x ({text})"
 
     def __call__(self, encodings: torch.Tensor) -> torch.Tensor:
         if encodings.ndim != 2 or encodings.shape[1] != self.text_dim:
             raise ValueError(f"expected encodings [N, {self.text_dim}], got {tuple(encodings.shape)}")
         weight = self.weight.to(encodings.device, torch.float32)
-        return rescaled(torch.addmm(self.bias.to(weight), encodings.to(torch.float32), weight), self.norm)
+        linear = rescaled(torch.addmm(self.bias.to(weight), encodings.to(torch.float32), weight), self.norm)
+        if self.neighbours is None:
+            return linear
+        return (1 - self.blend) * linear + self.blend * self.neighbours(encodings)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``folder/TEXT_MAP_FILE`` (tensors plus string metadata), atomically."""
@@ -63,6 +83,8 @@ class TextMap:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / TEXT_MAP_FILE
         tensors = {"weight": self.weight, "bias": self.bias}
+        if self.neighbours is not None:
+            tensors |= self.neighbours.tensors()
         metadata = {
             "format": FORMAT_VERSION,
             "ridge": repr(float(self.ridge)),
@@ -72,9 +94,12 @@ class TextMap:
             "norm": "" if self.norm is None else repr(float(self.norm)),
             "method": self.method,
             "epochs": str(int(self.epochs)),
+            "blend": repr(float(self.blend)),
+            "neighbours": str(self.neighbours.k if self.neighbours else 0),
+            "temperature": repr(float(self.neighbours.temperature if self.neighbours else 0.0)),
         }
         tmp = folder / (TEXT_MAP_FILE + ".tmp")
-        save_file({k: t.detach().to("cpu", torch.float32).contiguous() for k, t in tensors.items()}, str(tmp), metadata)
+        save_file({k: t.detach().to("cpu").contiguous() for k, t in tensors.items()}, str(tmp), metadata)
         tmp.replace(path)
         return path
 
@@ -89,7 +114,8 @@ def rescaled(vectors: torch.Tensor, norm: float | None) -> torch.Tensor:
 def load_text_map(folder: str | Path) -> TextMap | None:
     """The map saved in ``folder``; None when there is none, ValueError when it is malformed.
 
-    Maps saved before ranking training existed have no ``method``: they are ridge maps."""
+    Maps saved before ranking training existed have no ``method``: they are ridge maps; maps
+    saved before text neighbours existed have no ``blend``: the linear map alone."""
     path = Path(folder) / TEXT_MAP_FILE
     if not path.is_file():
         return None
@@ -100,6 +126,15 @@ def load_text_map(folder: str | Path) -> TextMap | None:
             if missing:
                 raise ValueError(f"missing tensors {sorted(missing)}")
             weight, bias = handle.get_tensor("weight"), handle.get_tensor("bias")
+            blend = float(metadata.get("blend") or 0.0)
+            neighbours = None
+            if blend > 0:
+                neighbours = Neighbours(
+                    handle.get_tensor("neighbour_keys").to(torch.float32),
+                    handle.get_tensor("neighbour_values").to(torch.float32),
+                    k=int(metadata["neighbours"]),
+                    temperature=float(metadata["temperature"]),
+                )
         if metadata.get("format") != FORMAT_VERSION:
             raise ValueError(f"unsupported format {metadata.get('format')!r}")
         ndcg = metadata["valid_ndcg"]
@@ -113,6 +148,8 @@ def load_text_map(folder: str | Path) -> TextMap | None:
             norm=float(metadata["norm"]) if metadata.get("norm") else None,
             method=metadata.get("method", "ridge"),
             epochs=int(metadata.get("epochs") or 0),
+            neighbours=neighbours,
+            blend=blend,
         )
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         detail = f"missing metadata {exc}" if isinstance(exc, KeyError) else str(exc)

@@ -8,7 +8,9 @@ recommendations); when none does, the one that costs them least wins. Candidates
 (penalty, minimum count of an item to fit on, optional rescaling of the rows to a quantile of the
 trained rows' norms: the regression shrinks uncertain items to a small norm that never wins at
 maximum inner product), then, from the best ridge fit, epochs of ranking training (ranking.py),
-stopped when validation stops improving. The winner is refitted on every item.
+stopped when validation stops improving; then blends of that linear map with text neighbours
+(neighbours.py: the trained rows of the known items whose text is nearest). The winner is
+refitted on every item.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from core.data.split import EvalSet
+from core.distill.text_map import neighbours
 from core.distill.text_map.artifact import TextMap, rescaled
+from core.distill.text_map.neighbours import Neighbours
 from core.distill.text_map.ranking import Positions, ranking_epochs, training_positions
 from core.distill.text_map.ridge import fit_ridge
-from core.evaluation.metrics import metrics_from_ranks, pad_sequences, target_ranks
+from core.distill.text_map.validation import ndcg, queries
 from core.models.base import SequenceModel
-from core.models.sequences import left_pad, length_chunks
 
 log = logging.getLogger(__name__)
 
@@ -42,42 +45,6 @@ MAX_RANKING_EPOCHS = 30
 RANKING_PATIENCE = 2
 
 Counts = np.ndarray | torch.Tensor | Sequence[int]
-
-
-@torch.no_grad()
-def _queries(student: SequenceModel, inputs: list[list[int]], batch_size: int, device: torch.device) -> torch.Tensor:
-    """``student.encode`` of each history (eval mode, the training flag restored), in order."""
-    model_device = next(student.parameters()).device
-    was_training = student.training
-    student.eval()
-    try:
-        out: torch.Tensor | None = None
-        for rows in length_chunks([len(seq) for seq in inputs], batch_size):
-            batch = left_pad([inputs[i] for i in rows], student.history_len).to(model_device)
-            states = student.encode(batch).to(device, torch.float32)
-            if out is None:
-                out = torch.zeros(len(inputs), states.shape[1], device=device)
-            out[torch.as_tensor(rows, device=device)] = states
-    finally:
-        student.train(was_training)
-    assert out is not None
-    return out
-
-
-@torch.no_grad()
-def _ndcg(
-    queries: torch.Tensor, table: torch.Tensor, valid: EvalSet, batch_size: int, blocked: torch.Tensor | None = None
-) -> float:
-    """NDCG@10 over all items (but ``blocked`` rows), each user's seen items removed."""
-    ranks = []
-    for start in range(0, len(valid), batch_size):
-        stop = start + batch_size
-        scores = queries[start:stop] @ table.T
-        if blocked is not None:
-            scores[:, blocked] = float("-inf")
-        targets = torch.as_tensor(valid.targets[start:stop], device=scores.device)
-        ranks.append(target_ranks(scores, targets, pad_sequences(valid.inputs[start:stop])).cpu())
-    return metrics_from_ranks(torch.cat(ranks), (10,))["NDCG@10"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,10 +85,9 @@ class _Choice:
     norm_quantile: float | None
     score: float | None
     epochs: int = 0
-
-
-def _sample(valid: EvalSet, rows: list[int]) -> EvalSet:
-    return EvalSet([valid.users[i] for i in rows], [valid.inputs[i] for i in rows], [valid.targets[i] for i in rows])
+    neighbours: tuple[int, float, int] | None = None
+    """(k, temperature, minimum count of a neighbour) of the blended text neighbours."""
+    blend: float = 0.0
 
 
 def _norm_at(fitting: _Fitting, items: np.ndarray, quantile: float | None) -> float | None:
@@ -140,9 +106,12 @@ def _choose(
     holdout: float,
     seed: int,
     batch_size: int,
+    min_counts: tuple[int, ...] = (),
 ) -> _Choice:
     """The best candidate on held-out items and its NDCG@10 for the users who target them; the
-    defaults (score None) when too few validation users target a held-out item."""
+    defaults (score None) when too few validation users target a held-out item. Text neighbours
+    (blended with the chosen linear map) are candidates for each of ``min_counts`` (none: no
+    neighbour candidates)."""
     eligible = np.flatnonzero(fitting.counts >= 1)
     rng = np.random.default_rng(seed)
     held = np.sort(rng.choice(eligible, size=round(holdout * len(eligible)), replace=False))
@@ -157,17 +126,17 @@ def _choose(
         return _Choice(DEFAULT_RIDGE, DEFAULT_MIN_COUNT, None, None)
     others = sorted(set(range(len(valid))) - set(cold_rows))
     warm_rows = sorted(rng.choice(others, size=min(len(others), WARM_SAMPLE), replace=False).tolist()) if others else []
-    cold, warm = _sample(valid, cold_rows), _sample(valid, warm_rows)
+    cold, warm = valid.rows(cold_rows), valid.rows(warm_rows)
     table = fitting.table
-    cold_q = _queries(student, cold.inputs, batch_size, table.device)
-    warm_q = _queries(student, warm.inputs, batch_size, table.device) if warm_rows else None
+    cold_q = queries(student, cold.inputs, batch_size, table.device)
+    warm_q = queries(student, warm.inputs, batch_size, table.device) if warm_rows else None
     held_rows = torch.as_tensor(held, device=table.device)
     blocked = torch.zeros(table.shape[0], dtype=torch.bool, device=table.device)
     blocked[held_rows] = True
 
     def estimate(candidate: torch.Tensor, without: torch.Tensor | None = None) -> tuple[float, float]:
-        c = _ndcg(cold_q, candidate, cold, batch_size, without)
-        w = _ndcg(warm_q, candidate, warm, batch_size, without) if warm_q is not None else 0.0
+        c = ndcg(cold_q, candidate, cold, batch_size, without)
+        w = ndcg(warm_q, candidate, warm, batch_size, without) if warm_q is not None else 0.0
         return c, w
 
     trained = estimate(table)
@@ -209,11 +178,14 @@ def _choose(
         return _Choice(DEFAULT_RIDGE, DEFAULT_MIN_COUNT, None, None)
     choice = best[1]
     train = kept[fitting.counts[kept] >= choice.min_count]
-    epochs = fitting.ranking(train, fitting.fit(train, choice.ridge), blocked, seed)
+    weight, bias = fitting.fit(train, choice.ridge)
+    norm = _norm_at(fitting, train, choice.norm_quantile)
+    best_key = best[0][:2]
+    epochs = fitting.ranking(train, (weight, bias), blocked, seed)
     if epochs is not None:
-        best_key, since = best[0][:2], 0
-        for epoch, (weight, bias) in enumerate(epochs, start=1):
-            c, w = scored(weight, bias, None)
+        since = 0
+        for epoch, (w_epoch, b_epoch) in enumerate(epochs, start=1):
+            c, w = scored(w_epoch, b_epoch, None)
             better = key(c, w) > best_key
             log.info(
                 "text map: ridge=%g min_count=%d + %d ranking epochs: NDCG@10 held-out targets %.4f, others %.4f%s",
@@ -222,13 +194,35 @@ def _choose(
             )
             if better:
                 best_key, since, choice = key(c, w), 0, _Choice(choice.ridge, choice.min_count, None, c, epoch)
+                weight, bias, norm = w_epoch, b_epoch, None
             else:
                 since += 1
             if since >= RANKING_PATIENCE or epoch >= MAX_RANKING_EPOCHS:
                 break
+    linear = rescaled(torch.addmm(bias, fitting.encodings[held_rows], weight), norm)
+    for min_count in min_counts:
+        nb_train = torch.as_tensor(kept[fitting.counts[kept] >= min_count], device=table.device)
+        if len(nb_train) == 0:
+            continue
+        for k, temperature, vectors in neighbours.candidates(fitting.encodings, table, nb_train, held_rows):
+            for blend in neighbours.BLENDS:
+                mapped = table.clone()
+                mapped[held_rows] = (1 - blend) * linear + blend * vectors
+                c, w = estimate(mapped)
+                log.info(
+                    "text map: %g x %d text neighbours (temperature %g, min_count=%d) + the linear map: "
+                    "NDCG@10 held-out targets %.4f, others %.4f%s",
+                    *(blend, k, temperature, min_count, c, w),
+                    "" if w >= floor else " (costs the others too much)",
+                )
+                if key(c, w) > best_key:
+                    best_key = key(c, w)
+                    choice = replace(choice, score=c, neighbours=(k, temperature, min_count), blend=blend)
     log.info(
-        "text map: chose ridge=%g min_count=%d norm=%s ranking epochs %d (NDCG@10 of held-out targets %.4f)",
-        *(choice.ridge, choice.min_count, choice.norm_quantile or "as fitted", choice.epochs, choice.score),
+        "text map: chose ridge=%g min_count=%d norm=%s ranking epochs %d, neighbours %s at %g "
+        "(NDCG@10 of held-out targets %.4f)",
+        *(choice.ridge, choice.min_count, choice.norm_quantile or "as fitted", choice.epochs),
+        *(choice.neighbours, choice.blend, choice.score),
     )
     return choice
 
@@ -248,6 +242,7 @@ def fit_text_map(
     seed: int = 0,
     weight_cap: int | None = None,
     batch_size: int = 256,
+    text_neighbours: bool = True,
 ) -> TextMap:
     """Fit the text map of ``student``, chosen on ``valid`` (see the module), then refitted on
     every item with at least ``min_count`` interactions.
@@ -255,6 +250,7 @@ def fit_text_map(
     ``encodings``: ``[num_items + 1, T]`` (row 0 padding); ``counts``: training interactions per
     item, ``[num_items + 1]``; ``train``: the training sequences, which ranking training reads
     (None: ridge candidates only). With ``weight_cap`` an item's row weighs ``min(count, cap) / cap``.
+    ``text_neighbours``: whether blends with text neighbours (neighbours.py) are candidates.
     """
     with torch.no_grad():
         table = student.item_embeddings().detach().to(torch.float32)
@@ -280,13 +276,19 @@ def fit_text_map(
         log.info("text map: no validation set: ridge=%g min_count=%d", choice.ridge, choice.min_count)
     else:
         grid = [(r, m, q) for m in min_counts for r in ridges for q in norm_quantiles]
-        choice = _choose(fitting, student, valid, grid, holdout, seed, batch_size)
+        nb_counts = min_counts if text_neighbours else ()
+        choice = _choose(fitting, student, valid, grid, holdout, seed, batch_size, nb_counts)
     items = np.flatnonzero(count >= choice.min_count)
     weight, bias = fitting.fit(items, choice.ridge)
     if choice.epochs:
         epochs = fitting.ranking(items, (weight, bias), None, seed)
         assert epochs is not None
         weight, bias = next(itertools.islice(epochs, choice.epochs - 1, None))
+    nearest = None
+    if choice.neighbours is not None:
+        k, temperature, nb_count = choice.neighbours
+        rows = torch.as_tensor(np.flatnonzero(count >= nb_count), device=fitting.table.device)
+        nearest = Neighbours.of(fitting.encodings[rows].cpu(), fitting.table[rows].cpu(), k, temperature)
     return TextMap(
         weight.cpu(),
         bias.cpu(),
@@ -297,4 +299,6 @@ def fit_text_map(
         norm=_norm_at(fitting, items, choice.norm_quantile),
         method="ranking" if choice.epochs else "ridge",
         epochs=choice.epochs,
+        neighbours=nearest,
+        blend=choice.blend,
     )

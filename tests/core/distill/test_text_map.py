@@ -130,7 +130,15 @@ def test_validation_picks_a_candidate_then_refits_on_every_item(caplog: pytest.L
     ridges, min_counts = (0.1, 10.0, 1000.0), (1, 3)
     with caplog.at_level(logging.INFO, logger="core.distill.text_map"):
         text_map = fit_text_map(
-            student, encodings, counts, lm="x", valid=_valid(300), ridges=ridges, min_counts=min_counts, holdout=0.25
+            student,
+            encodings,
+            counts,
+            lm="x",
+            valid=_valid(300),
+            ridges=ridges,
+            min_counts=min_counts,
+            holdout=0.25,
+            text_neighbours=False,  # the linear candidates alone (text neighbours: test_text_neighbours.py)
         )
     assert student.training  # the training flag is restored
     assert text_map.ridge in ridges and text_map.min_count in min_counts
@@ -151,7 +159,15 @@ def test_validation_picks_a_candidate_then_refits_on_every_item(caplog: pytest.L
     torch.testing.assert_close(text_map.bias, bias)
     # Same seed, same choice.
     again = fit_text_map(
-        student, encodings, counts, lm="x", valid=_valid(300), ridges=ridges, min_counts=min_counts, holdout=0.25
+        student,
+        encodings,
+        counts,
+        lm="x",
+        valid=_valid(300),
+        ridges=ridges,
+        min_counts=min_counts,
+        holdout=0.25,
+        text_neighbours=False,
     )
     assert (again.ridge, again.min_count, again.valid_ndcg) == (text_map.ridge, text_map.min_count, text_map.valid_ndcg)
 

@@ -117,7 +117,15 @@ def test_validation_weighs_ranking_epochs_and_the_map_records_them(
     counts = np.bincount(np.concatenate([np.asarray(s) for s in train]), minlength=ITEMS + 1)
     with caplog.at_level(logging.INFO, logger="core.distill.text_map"):
         text_map = fit_text_map(
-            student, encodings, counts, lm="x", valid=_valid(train), train=train, ridges=(10.0,), holdout=0.25
+            student,
+            encodings,
+            counts,
+            lm="x",
+            valid=_valid(train),
+            train=train,
+            ridges=(10.0,),
+            holdout=0.25,
+            text_neighbours=False,  # the linear stages alone (text neighbours: test_text_neighbours.py)
         )
     # Every candidate as logged: (epoch, NDCG@10 of held-out targets, of the others, within tolerance);
     # epoch 0 for the ridge grid. Selection keys as fit._choose: within tolerance, the best for
