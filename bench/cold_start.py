@@ -258,7 +258,9 @@ class ColdBench:
         if self.args.latency:
             from bench.cold_start_latency import measure_latency
 
-            result["latency"] = measure_latency(student, text_map, split, self.encodings, self.args.latency_items)
+            result["latency"] = measure_latency(
+                student, text_map, split, self.encodings, self.args.latency_items, student_table
+            )
         report.write(result, self.out)
         return result
 

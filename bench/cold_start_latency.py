@@ -3,11 +3,15 @@
 A fresh SQLite store holds the known items; the served student (trained on them, with its text
 map) is the active version; a stream consumer runs in this process with its item feed, as
 ``kdrec consume`` does. Each probe user first clicks the held-out item's nearest known items by
-text (cosine of the LM encodings). Then, one item at a time in id order (ids are dense), the
-item's record is published to the items topic and the probe user clicks again every
-``PROBE_EVERY_MS``; the latency is from publishing to the creation of the first of that user's
-recommendation rows that contains the item. Items not recommended within ``TIMEOUT_S`` are
-counted, not timed.
+text (cosine of the LM encodings). A session of an item's look-alikes does not always ask for
+that item (the student predicts what comes next), and an item no list would contain has no
+latency to time: so the probed items are the first ``count`` held-out items that such a session
+ranks in its top ``ServeConfig.top_k`` offline, with every held-out item's text vector in the
+index (``probe_items``; how many of all held-out items qualify is reported). Then every held-out
+item up to the last probed one is published to the items topic, one at a time in id order (ids
+are dense); for a probed item its probe user clicks again every ``PROBE_EVERY_MS``, and the
+latency is from publishing to the creation of the first of that user's recommendation rows that
+contains the item. Items not recommended within ``TIMEOUT_S`` are counted, not timed.
 """
 
 from __future__ import annotations
@@ -55,11 +59,36 @@ def probe_sessions(encodings: torch.Tensor, known: int, items: list[int]) -> dic
     return {item: (similar[row].topk(PROBE_LEN).indices + 1).tolist() for row, item in enumerate(items)}
 
 
+@torch.no_grad()
+def probe_ranks(student: SequenceModel, table: torch.Tensor, sessions_of: dict[int, list[int]]) -> dict[int, int]:
+    """Each item's rank (0: first) among the unseen items of ``table`` for its probe session."""
+    items = sorted(sessions_of)
+    queries = student.eval().encode(student.prepare([sessions_of[i] for i in items])).float()
+    scores = queries @ table.T
+    scores[:, 0] = float("-inf")
+    rows = torch.arange(len(items))
+    for row, item in enumerate(items):
+        scores[row, sessions_of[item]] = float("-inf")
+    own = scores[rows, torch.as_tensor(items)]
+    return dict(zip(items, (scores > own[:, None]).sum(1).tolist(), strict=True))
+
+
 def measure_latency(
-    student: SequenceModel, text_map: TextMap, split: ColdSplit, encodings: torch.Tensor, count: int
+    student: SequenceModel,
+    text_map: TextMap,
+    split: ColdSplit,
+    encodings: torch.Tensor,
+    count: int,
+    table: torch.Tensor,
 ) -> dict[str, Any]:
-    items = list(range(split.known + 1, min(split.known + count, split.num_items) + 1))
-    sessions_of = probe_sessions(encodings, split.known, items)
+    """``table``: the student's rows, then every held-out item's text vector (the offline index)."""
+    held_out = list(range(split.known + 1, split.num_items + 1))
+    sessions_of = probe_sessions(encodings, split.known, held_out)
+    ranks = probe_ranks(student, table, sessions_of)
+    top_k = ServeConfig().top_k
+    listed = [item for item in held_out if ranks[item] < top_k]
+    probed = set(listed[:count])
+    items = [item for item in held_out if item <= max(probed, default=split.known)]
     with tempfile.TemporaryDirectory(prefix="kdrec-cold-") as tmp:
         root = Path(tmp)
         kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", session_timeout_ms=3000)
@@ -79,7 +108,7 @@ def measure_latency(
             thread = threading.Thread(target=consumer.run, name="cold-start-consumer", daemon=True)
             thread.start()
             try:
-                latencies, indexed = _probe(kafka, sessions, items, sessions_of, split, active)
+                latencies, indexed = _probe(kafka, sessions, items, probed, sessions_of, split, active)
             finally:
                 consumer.stop()
                 thread.join(30)
@@ -87,7 +116,11 @@ def measure_latency(
     found = [ms for ms in latencies if ms is not None]
     in_index = [ms for ms in indexed if ms is not None]
     result: dict[str, Any] = {
-        "items": len(items),
+        "held_out": len(held_out),
+        "listed_offline": len(listed),
+        "top_k": top_k,
+        "published": len(items),
+        "items": len(probed),
         "found": len(found),
         "indexed": len(in_index),
         "indexed_p50_ms": float(np.percentile(in_index, 50)) if in_index else None,
@@ -111,17 +144,19 @@ def _probe(
     kafka: KafkaSettings,
     sessions: Any,
     items: list[int],
+    probed: set[int],
     sessions_of: dict[int, list[int]],
     split: ColdSplit,
     active: ActiveModel,
 ) -> tuple[list[float | None], list[float | None]]:
-    users = {item: FIRST_PROBE_USER + n for n, item in enumerate(items)}
+    """Publish ``items`` in order; time the ``probed`` ones (the others only wait for the index)."""
+    users = {item: FIRST_PROBE_USER + n for n, item in enumerate(sorted(probed))}
     with ClickProducer(kafka) as producer:
-        for item in items:  # each probe user's session, before any new item exists
+        for item in sorted(probed):  # each probe user's session, before any new item exists
             for known in sessions_of[item]:
                 producer.publish_click(users[item], known)
         producer.flush(30)
-        _wait_for_rows(sessions, users[items[-1]], 0.0, 60.0)  # the consumer has caught up
+        _wait_for_rows(sessions, users[max(probed)], 0.0, 60.0)  # the consumer has caught up
         latencies: list[float | None] = []
         indexed: list[float | None] = []
         for item in items:
@@ -129,6 +164,9 @@ def _probe(
             record |= dict(split.data.items[item].fields)
             started = time.time()
             publish_items(kafka, [record])
+            if item not in probed:
+                _until_indexed(active, item, started + TIMEOUT_S)
+                continue
             seen = _until_recommended(producer, sessions, users[item], item, sessions_of[item][-1], started, active)
             latencies.append(seen[0])
             indexed.append(seen[1])
@@ -159,6 +197,15 @@ def _until_recommended(
             return (min(hits) - started) * 1000, indexed
         time.sleep(0.005)
     return None, indexed
+
+
+def _until_indexed(active: ActiveModel, item: int, deadline: float) -> None:
+    while time.time() < deadline:
+        loaded = active.loaded
+        if loaded is not None and item in loaded.text_items:
+            return
+        time.sleep(0.005)
+    log.warning("item %d not in the serving index within %.0f s", item, TIMEOUT_S)
 
 
 def _wait_for_rows(sessions: Any, user: int, after: float, timeout_s: float) -> None:

@@ -104,10 +104,24 @@ def latency_lines(latency: dict[str, Any]) -> list[str]:
             f"Publish -> in the serving index (recommendable): {latency['indexed']} of {latency['items']} items, "
             f"p50 {latency['indexed_p50_ms']:.0f} ms, p99 {latency['indexed_p99_ms']:.0f} ms."
         )
+    if "listed_offline" in latency:
+        lines.append(
+            f"Probe: a user whose session is the item's {latency['probe_len']} nearest known items by text, "
+            f"clicking every {latency['probe_every_ms']} ms. Offline, with every held-out item's text vector in the "
+            f"index, such a session ranks {latency['listed_offline']:,} of the {latency['held_out']:,} held-out items "
+            f"in its top {latency['top_k']} (the student predicts what comes next, not what looks alike); the first "
+            f"{latency['items']} of those are timed, the {latency['published'] - latency['items']:,} other items "
+            "before them published in id order too (ids are dense)."
+        )
     lines += [
-        f"{found} of {latency['items']} items published one by one to `kdrec.items` on the embedded broker reached a "
-        f"recommendation list within {latency['timeout_s']:.0f} s (probe: a user whose session is the item's "
-        f"{latency['probe_len']} nearest known items by text, clicking every {latency['probe_every_ms']} ms).",
+        f"{found} of {latency['items']} timed items published one by one to `kdrec.items` on the embedded broker "
+        f"reached the probe user's recommendation list within {latency['timeout_s']:.0f} s"
+        + (
+            "."
+            if "listed_offline" in latency
+            else f" (probe: a user whose session is the item's {latency['probe_len']} nearest known items by text, "
+            f"clicking every {latency['probe_every_ms']} ms)."
+        ),
     ]
     if found:
         lines.append(

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from bench.cold_start import TableScorer
+from bench.cold_start_latency import probe_ranks
 from bench.cold_start_report import random_metrics
 from bench.cold_start_split import cold_split
 from core.data.dataset import Dataset, Item
@@ -66,3 +67,17 @@ def test_table_scorer_ranks_text_items_and_blocks_them_on_request() -> None:
     blocked = torch.zeros(12, dtype=torch.bool)
     blocked[11] = True
     assert torch.isneginf(TableScorer(student, table, blocked).score(users.inputs)[0, 11])
+
+
+def test_probe_ranks_count_the_unseen_items_scored_above_the_probed_one() -> None:
+    torch.manual_seed(0)
+    student = Student(StudentConfig(hidden=16, num_layers=1, num_heads=1, max_len=8, dropout=0.0), num_items=10)
+    session = [1, 2]
+    query = student.eval().encode(student.prepare([session]))[0].detach()
+    table = torch.cat([student.item_embeddings().detach(), 100 * query[None], -100 * query[None]])  # items 11, 12
+    scores = table @ query
+    unseen_above_12 = int((scores[3:11] > scores[12]).sum())  # items 3..10 (1, 2 seen; 11 above everything)
+    assert probe_ranks(student, table, {11: session, 12: session}) == {11: 0, 12: unseen_above_12 + 1}
+    # A seen item never counts, however high it scores.
+    table[1] = 1000 * query
+    assert probe_ranks(student, table, {11: session})[11] == 0

@@ -65,7 +65,9 @@ class TextMap:
         text = f"{fit}, items seen >= {self.min_count} times" + (f", rows at norm {self.norm:.3g}" if self.norm else "")
         if self.neighbours is None:
             return text
-        nb = f"{self.blend:g} x {self.neighbours.k} text neighbours (temperature {self.neighbours.temperature:g})"
+        near = self.neighbours
+        scale = f" x {near.scale:g}" if near.scale != 1 else ""
+        nb = f"{self.blend:g}{scale} x {near.k} text neighbours (temperature {near.temperature:g})"
         return nb if self.blend == 1 else f"{nb} + {1 - self.blend:g} x ({text})"
 
     def __call__(self, encodings: torch.Tensor) -> torch.Tensor:
@@ -97,6 +99,7 @@ class TextMap:
             "blend": repr(float(self.blend)),
             "neighbours": str(self.neighbours.k if self.neighbours else 0),
             "temperature": repr(float(self.neighbours.temperature if self.neighbours else 0.0)),
+            "neighbour_scale": repr(float(self.neighbours.scale if self.neighbours else 1.0)),
         }
         tmp = folder / (TEXT_MAP_FILE + ".tmp")
         save_file({k: t.detach().to("cpu").contiguous() for k, t in tensors.items()}, str(tmp), metadata)
@@ -134,6 +137,7 @@ def load_text_map(folder: str | Path) -> TextMap | None:
                     handle.get_tensor("neighbour_values").to(torch.float32),
                     k=int(metadata["neighbours"]),
                     temperature=float(metadata["temperature"]),
+                    scale=float(metadata.get("neighbour_scale") or 1.0),
                 )
         if metadata.get("format") != FORMAT_VERSION:
             raise ValueError(f"unsupported format {metadata.get('format')!r}")

@@ -85,8 +85,8 @@ class _Choice:
     norm_quantile: float | None
     score: float | None
     epochs: int = 0
-    neighbours: tuple[int, float, int] | None = None
-    """(k, temperature, minimum count of a neighbour) of the blended text neighbours."""
+    neighbours: tuple[int, float, float, int] | None = None
+    """(k, temperature, scale, minimum count of a neighbour) of the blended text neighbours."""
     blend: float = 0.0
 
 
@@ -205,19 +205,19 @@ def _choose(
         if len(nb_train) == 0:
             continue
         for k, temperature, vectors in neighbours.candidates(fitting.encodings, table, nb_train, held_rows):
-            for blend in neighbours.BLENDS:
+            for blend, scale in neighbours.MIXES:
                 mapped = table.clone()
-                mapped[held_rows] = (1 - blend) * linear + blend * vectors
+                mapped[held_rows] = (1 - blend) * linear + blend * scale * vectors
                 c, w = estimate(mapped)
                 log.info(
-                    "text map: %g x %d text neighbours (temperature %g, min_count=%d) + the linear map: "
+                    "text map: %g x %g x %d text neighbours (temperature %g, min_count=%d) + the linear map: "
                     "NDCG@10 held-out targets %.4f, others %.4f%s",
-                    *(blend, k, temperature, min_count, c, w),
+                    *(blend, scale, k, temperature, min_count, c, w),
                     "" if w >= floor else " (costs the others too much)",
                 )
                 if key(c, w) > best_key:
                     best_key = key(c, w)
-                    choice = replace(choice, score=c, neighbours=(k, temperature, min_count), blend=blend)
+                    choice = replace(choice, score=c, neighbours=(k, temperature, scale, min_count), blend=blend)
     log.info(
         "text map: chose ridge=%g min_count=%d norm=%s ranking epochs %d, neighbours %s at %g "
         "(NDCG@10 of held-out targets %.4f)",
@@ -286,9 +286,9 @@ def fit_text_map(
         weight, bias = next(itertools.islice(epochs, choice.epochs - 1, None))
     nearest = None
     if choice.neighbours is not None:
-        k, temperature, nb_count = choice.neighbours
+        k, temperature, scale, nb_count = choice.neighbours
         rows = torch.as_tensor(np.flatnonzero(count >= nb_count), device=fitting.table.device)
-        nearest = Neighbours.of(fitting.encodings[rows].cpu(), fitting.table[rows].cpu(), k, temperature)
+        nearest = Neighbours.of(fitting.encodings[rows].cpu(), fitting.table[rows].cpu(), k, temperature, scale)
     return TextMap(
         weight.cpu(),
         bias.cpu(),

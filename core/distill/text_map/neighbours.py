@@ -18,10 +18,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-GRID = ((5, 0.05), (10, 0.05), (20, 0.05), (50, 0.05), (10, 0.02), (10, 0.1), (20, 0.1))
+GRID = ((1, 1.0), (3, 0.02), (3, 0.05), (5, 0.02), (5, 0.05), (10, 0.02), (10, 0.05), (10, 0.1), (30, 0.02), (30, 0.05))
 """(k, temperature) candidates; cosine similarities of one LM's encodings differ by a few hundredths."""
-BLENDS = (0.25, 0.5, 0.75, 1.0)
-"""Shares of the neighbour vector in the blend with the linear map's (1: neighbours only)."""
+MIXES = ((0.5, 1.0), (0.75, 1.0), (1.0, 0.8), (1.0, 0.9), (1.0, 1.0))
+"""(blend, scale): the neighbour vector's share in the blend with the linear map's (1: neighbours
+only), and a factor on it: below 1, a new item must read more like a session's items to outrank
+the trained rows, which is what keeps it from crowding out good recommendations."""
 CHUNK = 4096
 
 
@@ -37,19 +39,22 @@ class Neighbours:
     values: torch.Tensor
     k: int
     temperature: float
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.keys.ndim != 2 or self.values.ndim != 2 or self.keys.shape[0] != self.values.shape[0]:
             raise ValueError(f"keys {tuple(self.keys.shape)} and values {tuple(self.values.shape)} do not match")
         if self.keys.shape[0] == 0:
             raise ValueError("no known item to take neighbours from")
-        if self.k < 1 or self.temperature <= 0:
-            raise ValueError(f"k must be >= 1 and temperature > 0, not {self.k} and {self.temperature}")
+        if self.k < 1 or self.temperature <= 0 or self.scale <= 0:
+            raise ValueError(f"k >= 1, temperature > 0 and scale > 0, not {self.k}, {self.temperature}, {self.scale}")
 
     @classmethod
-    def of(cls, encodings: torch.Tensor, rows: torch.Tensor, k: int, temperature: float) -> Neighbours:
+    def of(
+        cls, encodings: torch.Tensor, rows: torch.Tensor, k: int, temperature: float, scale: float = 1.0
+    ) -> Neighbours:
         """Neighbours among ``rows`` (``encodings [K, T]`` of those items, ``rows [K, D]``)."""
-        return cls(unit(encodings), rows.to(torch.float32), k, temperature)
+        return cls(unit(encodings), rows.to(torch.float32), k, temperature, scale)
 
     @property
     def text_dim(self) -> int:
@@ -64,7 +69,7 @@ class Neighbours:
         for start in range(0, encodings.shape[0], CHUNK):
             top = (unit(encodings[start : start + CHUNK]) @ keys.T).topk(k, dim=1)
             weights = torch.softmax(top.values / self.temperature, dim=1)
-            out.append(torch.einsum("nk,nkd->nd", weights, values[top.indices]))
+            out.append(self.scale * torch.einsum("nk,nkd->nd", weights, values[top.indices]))
         return torch.cat(out) if out else values.new_zeros(0, values.shape[1])
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -75,8 +80,8 @@ class Neighbours:
 def candidates(
     encodings: torch.Tensor, table: torch.Tensor, train: torch.Tensor, queries: torch.Tensor
 ) -> Iterator[tuple[int, float, torch.Tensor]]:
-    """``(k, temperature, vectors of the query rows)`` for every grid point: neighbours among the
-    ``train`` rows of ``table`` for the ``queries`` rows (item ids), by their ``encodings``."""
+    """``(k, temperature, vectors of the query rows)`` for every grid point (scale 1): neighbours
+    among the ``train`` rows of ``table`` for the ``queries`` rows (item ids), by their ``encodings``."""
     keys = unit(encodings[train])
     sims = unit(encodings[queries]) @ keys.T
     values = table[train].to(torch.float32)

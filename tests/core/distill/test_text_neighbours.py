@@ -69,6 +69,7 @@ def test_neighbours_weigh_the_nearest_rows_by_similarity() -> None:
     weights = torch.softmax(torch.tensor([0.8944, 0.4472]) / 0.1, dim=0)
     torch.testing.assert_close(two, torch.tensor([[weights[0], weights[1], 0.0]]), atol=1e-4, rtol=0)
     torch.testing.assert_close(Neighbours.of(keys, values, k=1, temperature=1.0)(query), values[:1])
+    torch.testing.assert_close(Neighbours.of(keys, values, k=1, temperature=1.0, scale=0.5)(query), values[:1] / 2)
     assert Neighbours.of(keys, values, k=10, temperature=1.0)(query).shape == (1, 3)  # k capped at the keys
     with pytest.raises(ValueError):
         Neighbours.of(keys, values[:2], k=1, temperature=1.0)
@@ -86,11 +87,13 @@ def test_validation_chooses_neighbours_where_text_clusters_are_not_linear(caplog
     assert blended.valid_ndcg > linear.valid_ndcg + 0.1
     # The chosen blend is the best neighbour candidate the log reports among those that keep the
     # other users within tolerance (some here do not: neighbours alone crowd them out).
-    pattern = r"([\d.]+) x (\d+) text neighbours \(temperature ([\d.]+), min_count=(\d+)\).*targets ([\d.]+)(.*)"
+    pattern = (
+        r"([\d.]+) x ([\d.]+) x (\d+) text neighbours \(temperature ([\d.]+), min_count=(\d+)\).*targets ([\d.]+)(.*)"
+    )
     found = [m for r in caplog.records if (m := re.search(pattern, r.getMessage()))]
-    logged = [m for m in found if "costs the others too much" not in m[6]]
+    logged = [m for m in found if "costs the others too much" not in m[7]]
     assert len(logged) < len(found)
-    assert logged and blended.valid_ndcg == pytest.approx(max(float(m[5]) for m in logged), abs=1e-4)
+    assert logged and blended.valid_ndcg == pytest.approx(max(float(m[6]) for m in logged), abs=1e-4)
     # Refitted on every eligible item: an item's own text finds its own row first.
     assert blended.neighbours.keys.shape == (ITEMS, TEXT_DIM)
     nearest = Neighbours.of(encodings[1:], student.table.detach()[1:], k=1, temperature=1.0)
@@ -99,20 +102,26 @@ def test_validation_chooses_neighbours_where_text_clusters_are_not_linear(caplog
 
 def test_a_neighbour_map_survives_save_and_load(tmp_path: Path) -> None:
     gen = torch.Generator().manual_seed(0)
-    nb = Neighbours.of(torch.randn(30, 6, generator=gen), torch.randn(30, 4, generator=gen), k=5, temperature=0.05)
+    keys, values = torch.randn(30, 6, generator=gen), torch.randn(30, 4, generator=gen)
+    nb = Neighbours.of(keys, values, k=5, temperature=0.05, scale=0.9)
     original = TextMap(
         torch.randn(6, 4, generator=gen), torch.randn(4, generator=gen), 10.0, 3, "lm", neighbours=nb, blend=0.75
     )
     loaded = load_text_map(original.save(tmp_path).parent)
     assert loaded is not None and loaded.neighbours is not None
-    assert (loaded.blend, loaded.neighbours.k, loaded.neighbours.temperature) == (0.75, 5, 0.05)
+    assert (loaded.blend, loaded.neighbours.k, loaded.neighbours.temperature, loaded.neighbours.scale) == (
+        0.75,
+        5,
+        0.05,
+        0.9,
+    )
     queries = torch.randn(20, 6, generator=gen)
     # Keys are stored in half precision: the loaded map is the original with its keys so rounded.
-    rounded = Neighbours(nb.keys.half().float(), nb.values, nb.k, nb.temperature)
+    rounded = Neighbours(nb.keys.half().float(), nb.values, nb.k, nb.temperature, nb.scale)
     as_stored = TextMap(original.weight, original.bias, 10.0, 3, "lm", neighbours=rounded, blend=0.75)
     torch.testing.assert_close(loaded(queries), as_stored(queries))
     torch.testing.assert_close(loaded(queries), original(queries), atol=1e-2, rtol=0)
-    assert "0.75 x 5 text neighbours" in loaded.describe()
+    assert "0.75 x 0.9 x 5 text neighbours" in loaded.describe()
     with pytest.raises(ValueError):
         TextMap(original.weight, original.bias, 10.0, 3, "lm", blend=0.5)  # a blend needs neighbours
 
