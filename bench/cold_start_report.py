@@ -106,16 +106,18 @@ def latency_lines(latency: dict[str, Any]) -> list[str]:
         )
     if "listed_offline" in latency:
         lines.append(
-            f"Probe: a user whose session is the item's {latency['probe_len']} nearest known items by text, "
-            f"clicking every {latency['probe_every_ms']} ms. Offline, with every held-out item's text vector in the "
-            f"index, such a session ranks {latency['listed_offline']:,} of the {latency['held_out']:,} held-out items "
-            f"in its top {latency['top_k']} (the student predicts what comes next, not what looks alike); the first "
-            f"{latency['items']} of those are timed, the {latency['published'] - latency['items']:,} other items "
-            "before them published in id order too (ids are dense)."
+            f"Probe: every {latency['probe_every_ms']} ms a new user whose session is the item's "
+            f"{latency['probe_len']} nearest known items by text. Offline, with every held-out item's text vector in "
+            f"the index, such a session ranks {latency['listed_offline']:,} of the {latency['held_out']:,} held-out "
+            f"items in its top {latency['top_k']} (the student predicts what comes next, not what looks alike); "
+            f"the first {latency['items']} of those are timed; the {latency['published'] - latency['items']:,} "
+            "untimed items among them are published in id order too (ids are dense). "
+            f"{latency.get('title_refused', 0)} held-out items have a title the topic contract refuses as it is "
+            "(empty or too long): published with a placeholder or cut short, never timed."
         )
     lines += [
         f"{found} of {latency['items']} timed items published one by one to `kdrec.items` on the embedded broker "
-        f"reached the probe user's recommendation list within {latency['timeout_s']:.0f} s"
+        f"reached a probe user's recommendation list within {latency['timeout_s']:.0f} s"
         + (
             "."
             if "listed_offline" in latency

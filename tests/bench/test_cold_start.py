@@ -1,4 +1,4 @@
-"""The cold-start benchmark's split, its exact random baseline and its table scorer."""
+"""The cold-start benchmark's split, its exact random baseline, its table scorer and its latency probe plan."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import numpy as np
 import torch
 
-from bench.cold_start import TableScorer
-from bench.cold_start_latency import probe_ranks
-from bench.cold_start_report import random_metrics
+from bench.cold_start_tables import TableScorer
+from bench.cold_start_latency import probe_plan, probe_ranks
+from bench.cold_start_report import latency_lines, random_metrics
 from bench.cold_start_split import cold_split
 from core.data.dataset import Dataset, Item
 from core.data.split import EvalSet
@@ -81,3 +81,41 @@ def test_probe_ranks_count_the_unseen_items_scored_above_the_probed_one() -> Non
     # A seen item never counts, however high it scores.
     table[1] = 1000 * query
     assert probe_ranks(student, table, {11: session})[11] == 0
+
+
+def test_the_probe_plan_times_listed_titled_items_and_publishes_every_id_before_them() -> None:
+    held_out = [11, 12, 13, 14, 15, 16]
+    ranks = {11: 40, 12: 3, 13: 0, 14: 9, 15: 2, 16: 1}
+    listed, probed, published = probe_plan(held_out, ranks, titled={11, 12, 14, 15, 16}, top_k=10, count=2)
+    assert listed == [12, 14, 15, 16]  # 13 ranks first but has no title the topic takes
+    assert probed == {12, 14}
+    assert published == [11, 12, 13, 14]  # dense ids: the untimed ones before the last probed go too
+    assert probe_plan(held_out, ranks, titled=set(), top_k=10, count=2) == ([], set(), [])
+
+
+def test_latency_lines_say_what_was_timed() -> None:
+    latency = {
+        "held_out": 1192,
+        "title_refused": 7,
+        "listed_offline": 130,
+        "top_k": 10,
+        "published": 900,
+        "items": 100,
+        "found": 98,
+        "indexed": 100,
+        "indexed_p50_ms": 70.0,
+        "indexed_p99_ms": 200.0,
+        "timeout_s": 5.0,
+        "probe_len": 5,
+        "probe_every_ms": 50,
+        "p50_ms": 300.0,
+        "p99_ms": 600.0,
+        "max_ms": 700.0,
+    }
+    text = " ".join(latency_lines(latency))
+    assert "ranks 130 of the 1,192 held-out items in its top 10" in text
+    assert "the first 100 of those are timed; the 800 untimed items" in text
+    assert "98 of 100 timed items" in text and "p99 600 ms" in text
+    assert "7 held-out items have a title the topic contract refuses" in text
+    nothing = " ".join(latency_lines(latency | {"items": 0, "found": 0, "published": 0, "indexed": 0}))
+    assert "0 of 0 timed items" in nothing and "p99 600" not in nothing

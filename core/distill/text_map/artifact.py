@@ -14,7 +14,10 @@ from safetensors.torch import save_file
 from core.distill.text_map.neighbours import Neighbours
 
 TEXT_MAP_FILE = "text_map.safetensors"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+"""Written when the map has text neighbours; "1" (a linear map alone) otherwise, so a reader that
+knows only "1" refuses a map it would serve without its neighbours."""
+FORMATS = ("1", "2")
 METHODS = ("ridge", "ranking")
 """How the weights were fitted: regression onto the trained rows, or trained to rank (ranking.py)."""
 
@@ -84,11 +87,11 @@ class TextMap:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / TEXT_MAP_FILE
-        tensors = {"weight": self.weight, "bias": self.bias}
+        tensors = {"weight": self.weight.to(torch.float32), "bias": self.bias.to(torch.float32)}
         if self.neighbours is not None:
             tensors |= self.neighbours.tensors()
         metadata = {
-            "format": FORMAT_VERSION,
+            "format": FORMAT_VERSION if self.neighbours is not None else "1",
             "ridge": repr(float(self.ridge)),
             "min_count": str(int(self.min_count)),
             "lm": self.lm,
@@ -139,7 +142,7 @@ def load_text_map(folder: str | Path) -> TextMap | None:
                     temperature=float(metadata["temperature"]),
                     scale=float(metadata.get("neighbour_scale") or 1.0),
                 )
-        if metadata.get("format") != FORMAT_VERSION:
+        if metadata.get("format") not in FORMATS:
             raise ValueError(f"unsupported format {metadata.get('format')!r}")
         ndcg = metadata["valid_ndcg"]
         return TextMap(

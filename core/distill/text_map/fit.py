@@ -26,7 +26,7 @@ import torch
 from core.data.split import EvalSet
 from core.distill.text_map import neighbours
 from core.distill.text_map.artifact import TextMap, rescaled
-from core.distill.text_map.neighbours import Neighbours
+from core.distill.text_map.neighbours import Candidate, Neighbours
 from core.distill.text_map.ranking import Positions, ranking_epochs, training_positions
 from core.distill.text_map.ridge import fit_ridge
 from core.distill.text_map.validation import ndcg, queries
@@ -85,9 +85,8 @@ class _Choice:
     norm_quantile: float | None
     score: float | None
     epochs: int = 0
-    neighbours: tuple[int, float, float, int] | None = None
-    """(k, temperature, scale, minimum count of a neighbour) of the blended text neighbours."""
-    blend: float = 0.0
+    neighbours: Candidate | None = None
+    """The text neighbours blended with the linear map (None: the linear map alone)."""
 
 
 def _norm_at(fitting: _Fitting, items: np.ndarray, quantile: float | None) -> float | None:
@@ -200,29 +199,24 @@ def _choose(
             if since >= RANKING_PATIENCE or epoch >= MAX_RANKING_EPOCHS:
                 break
     linear = rescaled(torch.addmm(bias, fitting.encodings[held_rows], weight), norm)
-    for min_count in min_counts:
-        nb_train = torch.as_tensor(kept[fitting.counts[kept] >= min_count], device=table.device)
-        if len(nb_train) == 0:
-            continue
-        for k, temperature, vectors in neighbours.candidates(fitting.encodings, table, nb_train, held_rows):
-            for blend, scale in neighbours.MIXES:
-                mapped = table.clone()
-                mapped[held_rows] = (1 - blend) * linear + blend * scale * vectors
-                c, w = estimate(mapped)
-                log.info(
-                    "text map: %g x %g x %d text neighbours (temperature %g, min_count=%d) + the linear map: "
-                    "NDCG@10 held-out targets %.4f, others %.4f%s",
-                    *(blend, scale, k, temperature, min_count, c, w),
-                    "" if w >= floor else " (costs the others too much)",
-                )
-                if key(c, w) > best_key:
-                    best_key = key(c, w)
-                    choice = replace(choice, score=c, neighbours=(k, temperature, scale, min_count), blend=blend)
+    pools = {m: torch.as_tensor(kept[fitting.counts[kept] >= m], device=table.device) for m in min_counts}
+    tried = 0
+    for near, c, w in neighbours.search(fitting.encodings, table, pools, held_rows, linear, estimate):
+        tried += 1
+        log.debug(
+            "text map: %s: NDCG@10 held-out targets %.4f, others %.4f%s",
+            *(near, c, w),
+            "" if w >= floor else " (costs the others too much)",
+        )
+        if key(c, w) > best_key:
+            best_key, choice = key(c, w), replace(choice, score=c, neighbours=near)
+    if tried:
+        log.info("text map: %d text-neighbour candidates weighed (each at DEBUG)", tried)
     log.info(
-        "text map: chose ridge=%g min_count=%d norm=%s ranking epochs %d, neighbours %s at %g "
+        "text map: chose ridge=%g min_count=%d norm=%s ranking epochs %d, text neighbours %s "
         "(NDCG@10 of held-out targets %.4f)",
         *(choice.ridge, choice.min_count, choice.norm_quantile or "as fitted", choice.epochs),
-        *(choice.neighbours, choice.blend, choice.score),
+        *(choice.neighbours, choice.score),
     )
     return choice
 
@@ -245,7 +239,8 @@ def fit_text_map(
     text_neighbours: bool = True,
 ) -> TextMap:
     """Fit the text map of ``student``, chosen on ``valid`` (see the module), then refitted on
-    every item with at least ``min_count`` interactions.
+    every item with at least the chosen minimum count of interactions (the linear map's and the
+    neighbours' own).
 
     ``encodings``: ``[num_items + 1, T]`` (row 0 padding); ``counts``: training interactions per
     item, ``[num_items + 1]``; ``train``: the training sequences, which ranking training reads
@@ -264,6 +259,8 @@ def fit_text_map(
         raise ValueError(f"expected counts [{size}], got {count.shape}")
     if not 0 < holdout < 1:
         raise ValueError(f"holdout must be in (0, 1), not {holdout}")
+    if min(min_counts, default=1) < 1:
+        raise ValueError(f"min_counts must be >= 1 (row 0 is padding), not {min_counts}")
     count[0] = 0  # padding is never an item to fit
     if not (count >= 1).any():
         raise ValueError("no item has a training interaction: nothing to fit the text map on")
@@ -286,9 +283,10 @@ def fit_text_map(
         weight, bias = next(itertools.islice(epochs, choice.epochs - 1, None))
     nearest = None
     if choice.neighbours is not None:
-        k, temperature, scale, nb_count = choice.neighbours
-        rows = torch.as_tensor(np.flatnonzero(count >= nb_count), device=fitting.table.device)
-        nearest = Neighbours.of(fitting.encodings[rows].cpu(), fitting.table[rows].cpu(), k, temperature, scale)
+        nb = choice.neighbours
+        rows = torch.as_tensor(np.flatnonzero(count >= nb.min_count), device=fitting.table.device)
+        encodings_of, rows_of = fitting.encodings[rows].cpu(), fitting.table[rows].cpu()
+        nearest = Neighbours.of(encodings_of, rows_of, nb.k, nb.temperature, nb.scale)
     return TextMap(
         weight.cpu(),
         bias.cpu(),
@@ -300,5 +298,5 @@ def fit_text_map(
         method="ranking" if choice.epochs else "ridge",
         epochs=choice.epochs,
         neighbours=nearest,
-        blend=choice.blend,
+        blend=choice.neighbours.blend if choice.neighbours else 0.0,
     )

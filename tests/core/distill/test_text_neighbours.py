@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from core.data.split import EvalSet
-from core.distill.text_map import TEXT_MAP_FILE, TextMap, fit_text_map, load_text_map
+from core.distill.text_map import TEXT_MAP_FILE, TextMap, fit_text_map, load_text_map, neighbours
 from core.distill.text_map.neighbours import Neighbours
 from core.models.sequences import PAD
 
@@ -79,25 +80,57 @@ def test_validation_chooses_neighbours_where_text_clusters_are_not_linear(caplog
     student, encodings, valid = _clustered()
     counts = np.r_[0, np.full(ITEMS, 5)]
     linear = fit_text_map(student, encodings, counts, lm="x", valid=valid, holdout=0.2, text_neighbours=False)
-    with caplog.at_level(logging.INFO, logger="core.distill.text_map"):
+    with caplog.at_level(logging.DEBUG, logger="core.distill.text_map"):
         blended = fit_text_map(student, encodings, counts, lm="x", valid=valid, holdout=0.2)
     assert linear.neighbours is None and linear.blend == 0.0
     assert blended.neighbours is not None and blended.blend > 0
     assert linear.valid_ndcg is not None and blended.valid_ndcg is not None
     assert blended.valid_ndcg > linear.valid_ndcg + 0.1
-    # The chosen blend is the best neighbour candidate the log reports among those that keep the
-    # other users within tolerance (some here do not: neighbours alone crowd them out).
+    # The chosen candidate is the best one the log reports among those that keep the other users
+    # within tolerance (some here do not: neighbours alone crowd them out).
     pattern = (
-        r"([\d.]+) x ([\d.]+) x (\d+) text neighbours \(temperature ([\d.]+), min_count=(\d+)\).*targets ([\d.]+)(.*)"
+        r"Candidate\(k=(\d+), temperature=([\d.]+), scale=([\d.]+), min_count=(\d+), blend=([\d.]+)\): "
+        r"NDCG@10 held-out targets ([\d.]+), others ([\d.]+)(.*)"
     )
     found = [m for r in caplog.records if (m := re.search(pattern, r.getMessage()))]
-    logged = [m for m in found if "costs the others too much" not in m[7]]
-    assert len(logged) < len(found)
-    assert logged and blended.valid_ndcg == pytest.approx(max(float(m[6]) for m in logged), abs=1e-4)
-    # Refitted on every eligible item: an item's own text finds its own row first.
-    assert blended.neighbours.keys.shape == (ITEMS, TEXT_DIM)
-    nearest = Neighbours.of(encodings[1:], student.table.detach()[1:], k=1, temperature=1.0)
-    torch.testing.assert_close(nearest(encodings[1:]), student.table.detach()[1:])
+    logged = [m for m in found if "costs the others too much" not in m[8]]
+    assert 0 < len(logged) < len(found)
+    best = max(logged, key=lambda m: float(m[6]))
+    assert blended.valid_ndcg == pytest.approx(float(best[6]), abs=1e-4)
+    nb = blended.neighbours
+    assert (nb.k, nb.temperature, nb.scale, blended.blend) == (
+        int(best[1]),
+        float(best[2]),
+        float(best[3]),
+        float(best[5]),
+    )
+    # Refitted on every eligible item (held-out ones included): their unit encodings and rows.
+    torch.testing.assert_close(nb.keys, torch.nn.functional.normalize(encodings[1:], dim=1))
+    torch.testing.assert_close(nb.values, student.table.detach()[1:])
+
+
+def test_the_vectors_validated_are_the_vectors_served() -> None:
+    gen = torch.Generator().manual_seed(3)
+    encodings, table = torch.randn(41, 6, generator=gen), torch.randn(41, 4, generator=gen)
+    pool, queries = torch.arange(1, 31), torch.arange(31, 41)
+    linear_map = TextMap(torch.randn(6, 4, generator=gen), torch.randn(4, generator=gen), 1.0, 1, "x")
+    linear = linear_map(encodings[queries])
+    estimated: list[torch.Tensor] = []
+
+    def estimate(mapped: torch.Tensor) -> tuple[float, float]:
+        torch.testing.assert_close(mapped[pool], table[pool])  # the trained rows stay
+        estimated.append(mapped[queries].clone())
+        return 0.0, 0.0
+
+    candidates = [near for near, _, _ in neighbours.search(encodings, table, {1: pool}, queries, linear, estimate)]
+    assert len(candidates) == len(estimated) == len(neighbours.GRID) * len(neighbours.MIXES)
+    for near, vectors in zip(candidates, estimated, strict=True):  # each estimate is made just before its yield
+        nb = Neighbours.of(encodings[pool], table[pool], near.k, near.temperature, near.scale)
+        served = TextMap(linear_map.weight, linear_map.bias, 1.0, 1, "x", neighbours=nb, blend=near.blend)
+        torch.testing.assert_close(served(encodings[queries]), vectors)
+    # A pool smaller than a grid point's k skips that point.
+    small = list(neighbours.search(encodings, table, {1: pool[:4]}, queries, linear, lambda m: (0.0, 0.0)))
+    assert {c.k for c, _, _ in small} == {k for k, _ in neighbours.GRID if k <= 4}
 
 
 def test_a_neighbour_map_survives_save_and_load(tmp_path: Path) -> None:
@@ -107,7 +140,13 @@ def test_a_neighbour_map_survives_save_and_load(tmp_path: Path) -> None:
     original = TextMap(
         torch.randn(6, 4, generator=gen), torch.randn(4, generator=gen), 10.0, 3, "lm", neighbours=nb, blend=0.75
     )
-    loaded = load_text_map(original.save(tmp_path).parent)
+    path = original.save(tmp_path)
+    with safe_open(str(path), "pt") as handle:  # a reader of linear maps alone refuses it
+        assert handle.metadata()["format"] == "2"
+    linear_only = TextMap(original.weight, original.bias, 10.0, 3, "lm").save(tmp_path / "linear")
+    with safe_open(str(linear_only), "pt") as handle:
+        assert handle.metadata()["format"] == "1"
+    loaded = load_text_map(path.parent)
     assert loaded is not None and loaded.neighbours is not None
     assert (loaded.blend, loaded.neighbours.k, loaded.neighbours.temperature, loaded.neighbours.scale) == (
         0.75,
