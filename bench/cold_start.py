@@ -286,7 +286,12 @@ def main() -> None:
         "--transfer", action="store_true", help="the student's item table starts from the teacher's (distill.transfer)"
     )
     parser.add_argument("--latency", action="store_true", help="also time publish -> first recommendation")
-    parser.add_argument("--latency-items", type=int, default=100)
+    parser.add_argument(
+        "--latency-items",
+        type=int,
+        default=100,
+        help="items timed: the first N held-out items their probe session ranks in its top 10 offline",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: robust on a shared machine)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

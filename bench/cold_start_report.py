@@ -39,10 +39,12 @@ def markdown(result: dict[str, Any]) -> str:
     without = warm["student, known items only"]["NDCG@10"]
     with_text = warm["student + held-out items from text"]["NDCG@10"]
     maps = result["text_maps"]
+    flags = " --latency" if result.get("latency") else ""
     lines = [
         f"# Cold start on {result['dataset']}: items nobody clicked, from their text alone",
         "",
-        f"`python -m bench.cold_start --dataset {result['dataset']}` (profile {result['profile']}, learning-rate "
+        f"`python -m bench.cold_start --dataset {result['dataset']}{flags}` (profile {result['profile']}, "
+        "learning-rate "
         f"plateau factor {result.get('plateau_factor', 0.5)}, embedding transfer {result.get('transfer', False)}; "
         "the student is distilled from the teacher as kdrec's served recipe does"
         + (
