@@ -58,6 +58,7 @@ def markdown(result: dict[str, Any]) -> str:
         "training, their text kept. Full ranking over all items, leave-one-out test targets, seen items removed. "
         f"Data: {result['data']}.",
         "",
+        *_training_line(result.get("training") or {}),
         "## Cold users (test target a held-out item)",
         "",
         *_table(cold),
@@ -84,6 +85,16 @@ def markdown(result: dict[str, Any]) -> str:
     if latency:
         lines += ["", "## New item -> first recommendation containing it", "", *latency_lines(latency)]
     return "\n".join(lines) + "\n"
+
+
+def _training_line(training: dict[str, Any]) -> list[str]:
+    """How each model's training ended (early stopping or the profile's cap), then a blank line."""
+    parts = [
+        f"{name}: best epoch {meta.get('best_epoch')}, stopped by {meta.get('stopped')}, "
+        f"{(meta.get('train_seconds') or 0) / 60:.0f} min wall"
+        for name, meta in training.items()
+    ]
+    return [f"Training ({'; '.join(parts)}).", ""] if parts else []
 
 
 def _described(m: dict[str, Any]) -> str:
