@@ -51,6 +51,7 @@ from stream.batch import skip_rejection
 from stream.clients import Backoff, BrokerUnavailable, next_offsets
 from stream.dlq import DeadLetters, Source
 from stream.events import Rejection
+from stream.fetch_wait import FetchWait
 from stream.items import decode_item
 from stream.net import any_reachable
 from stream.poison import PoisonBatch, PoisonPolicy, PoisonRetry, guard
@@ -105,6 +106,7 @@ class ItemFeed:
         self._thread = threading.Thread(target=self.run, name="kdrec-item-feed", daemon=True)
         self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._consumer: KafkaConsumer | None = None
+        self._fetch_wait = FetchWait(kafka)
         self._producer: KafkaProducer | None = None
         self._probed_at = time.monotonic()
 
@@ -145,6 +147,9 @@ class ItemFeed:
     def _connect(self) -> bool:
         try:
             ensure_topics(self.kafka)  # idempotent; an in-memory broker loses its topics on restart
+            # kafka-python's default fetch wait (500 ms) is how long a new item would sit on the
+            # embedded broker, which does not answer a held fetch when records arrive.
+            self._fetch_wait = FetchWait(self.kafka)
             self._consumer = KafkaConsumer(
                 self.kafka.items_topic,
                 **self.kafka.client_options(),
@@ -155,7 +160,9 @@ class ItemFeed:
                 session_timeout_ms=self.kafka.session_timeout_ms,
                 heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
                 max_poll_records=self.kafka.max_poll_records,
+                fetch_max_wait_ms=self._fetch_wait.current_ms,
             )
+            self._fetch_wait.attach(self._consumer)
             guard(self._consumer, self.poison)
             self._producer = KafkaProducer(**producer_options(self.kafka, client_id=f"{self.client_id}-dlq"))
         except Exception as exc:  # noqa: BLE001 - the broker is away (kafka-python raises several kinds)
@@ -188,6 +195,7 @@ class ItemFeed:
             return
         self._poison_backoff.reset()
         records = [record for batch in polled.values() for record in batch]
+        self._fetch_wait.observe(bool(records))
         if not records:
             if time.monotonic() - self._probed_at >= self.probe_every_s:
                 self._probed_at = time.monotonic()
