@@ -7,10 +7,10 @@ import math
 import numpy as np
 import torch
 
-from bench.cold_start_tables import TableScorer
 from bench.cold_start_latency import probe_plan, probe_ranks
 from bench.cold_start_report import latency_lines, random_metrics
 from bench.cold_start_split import cold_split
+from bench.cold_start_tables import TableScorer
 from core.data.dataset import Dataset, Item
 from core.data.split import EvalSet
 from core.evaluation.evaluator import rank_targets

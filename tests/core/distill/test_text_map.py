@@ -128,18 +128,23 @@ def test_validation_picks_a_candidate_then_refits_on_every_item(caplog: pytest.L
     student.train()
     counts = torch.as_tensor([0, *(int(c) for c in np.random.default_rng(0).integers(0, 7, size=ITEMS))])
     ridges, min_counts = (0.1, 10.0, 1000.0), (1, 3)
-    with caplog.at_level(logging.INFO, logger="core.distill.text_map"):
-        text_map = fit_text_map(
+
+    def fit_linear() -> TextMap:  # the linear candidates alone (text neighbours: test_text_neighbours.py)
+        valid = _valid(300)
+        return fit_text_map(
             student,
             encodings,
             counts,
             lm="x",
-            valid=_valid(300),
+            valid=valid,
             ridges=ridges,
             min_counts=min_counts,
             holdout=0.25,
-            text_neighbours=False,  # the linear candidates alone (text neighbours: test_text_neighbours.py)
+            text_neighbours=False,
         )
+
+    with caplog.at_level(logging.INFO, logger="core.distill.text_map"):
+        text_map = fit_linear()
     assert student.training  # the training flag is restored
     assert text_map.ridge in ridges and text_map.min_count in min_counts
     assert isinstance(text_map.valid_ndcg, float) and 0.0 <= text_map.valid_ndcg <= 1.0
@@ -158,17 +163,7 @@ def test_validation_picks_a_candidate_then_refits_on_every_item(caplog: pytest.L
     torch.testing.assert_close(text_map.weight, weight)
     torch.testing.assert_close(text_map.bias, bias)
     # Same seed, same choice.
-    again = fit_text_map(
-        student,
-        encodings,
-        counts,
-        lm="x",
-        valid=_valid(300),
-        ridges=ridges,
-        min_counts=min_counts,
-        holdout=0.25,
-        text_neighbours=False,
-    )
+    again = fit_linear()
     assert (again.ridge, again.min_count, again.valid_ndcg) == (text_map.ridge, text_map.min_count, text_map.valid_ndcg)
 
 
