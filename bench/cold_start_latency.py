@@ -14,8 +14,8 @@ item up to the last probed one is published to the items topic, one at a time in
 are dense); for a probed item, every ``PROBE_EVERY_MS`` a new probe user clicks the item's
 look-alikes (a new user each time, so every session is exactly the one ranked offline: one user
 clicking again would drift), and the latency is from publishing to the creation of the first
-recommendation row, of any of the item's probe users, that contains the item. Items not recommended within
-``TIMEOUT_S`` are counted, not timed.
+recommendation row, of any of the item's probe users, that contains the item. Items not
+recommended within ``TIMEOUT_S`` are counted, not timed.
 """
 
 from __future__ import annotations
@@ -221,12 +221,12 @@ def _until_recommended(
     """Milliseconds from publishing to the first list with the item, and to its entry in the
     serving index (None: not within the timeout). Probe users ``first_user``, ``first_user + 1``,
     ... each click ``clicks``, one user every ``PROBE_EVERY_MS``; only a list made after a probe
-    user's last click counts (one made from a prefix of the session is not the session ranked offline)."""
+    user's last click counts (one made from a prefix of the session is not the session ranked
+    offline)."""
     deadline, next_click, indexed, users = started + TIMEOUT_S, 0.0, None, 0
     complete: set[str] = set()  # each probe user's last click: its list reads the whole session
     while time.time() < deadline:
-        loaded = active.loaded
-        if indexed is None and loaded is not None and item in loaded.text_items:
+        if indexed is None and _in_index(active, item):
             indexed = (time.time() - started) * 1000
         if time.time() >= next_click and users < ROUNDS:
             events = [producer.publish_click(first_user + users, click) for click in clicks]
@@ -251,11 +251,15 @@ def _until_recommended(
     return None, indexed
 
 
+def _in_index(active: ActiveModel, item: int) -> bool:
+    loaded = active.loaded
+    return loaded is not None and item in loaded.text_items
+
+
 def _until_indexed(active: ActiveModel, item: int, deadline: float) -> bool:
     """Whether ``item`` reached the serving index by ``deadline``."""
     while time.time() < deadline:
-        loaded = active.loaded
-        if loaded is not None and item in loaded.text_items:
+        if _in_index(active, item):
             return True
         time.sleep(0.005)
     log.warning("item %d not in the serving index within %.0f s", item, TIMEOUT_S)

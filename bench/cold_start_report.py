@@ -44,8 +44,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"# Cold start on {result['dataset']}: items nobody clicked, from their text alone",
         "",
         f"`python -m bench.cold_start --dataset {result['dataset']}{flags}` (profile {result['profile']}, "
-        "learning-rate "
-        f"plateau factor {result.get('plateau_factor', 0.5)}, embedding transfer {result.get('transfer', False)}; "
+        f"learning-rate plateau factor {result.get('plateau_factor', 0.5)}, "
+        f"embedding transfer {result.get('transfer', False)}; "
         "the student is distilled from the teacher as kdrec's served recipe does"
         + (
             ""
@@ -98,15 +98,9 @@ def _training_line(training: dict[str, Any]) -> list[str]:
 
 
 def _described(m: dict[str, Any]) -> str:
-    """A text map as ``bench.cold_start._describe`` recorded it (older results lack ``describe``)."""
-    text = m.get("describe") or (
-        f"ridge {m['ridge']:g}"
-        + (f" + {m['ranking_epochs']} ranking epochs" if m.get("ranking_epochs") else "")
-        + f", items seen >= {m['min_count']} times"
-        + ("" if m.get("norm") is None else f", rows rescaled to norm {m['norm']:.2f}")
-    )
+    """A text map as ``bench.cold_start._describe`` recorded it."""
     score = "n/a" if m["valid_ndcg"] is None else f"{m['valid_ndcg']:.4f}"
-    return f"{text}, validation NDCG@10 of held-out targets {score}"
+    return f"{m['describe']}, validation NDCG@10 of held-out targets {score}"
 
 
 def latency_lines(latency: dict[str, Any]) -> list[str]:

@@ -106,6 +106,8 @@ class ItemFeed:
         self._thread = threading.Thread(target=self.run, name="kdrec-item-feed", daemon=True)
         self._backoff = Backoff(backoff_initial_s, backoff_max_s)
         self._consumer: KafkaConsumer | None = None
+        # kafka-python's default fetch wait (500 ms) is how long a new item would sit on the
+        # embedded broker, which does not answer a held fetch when records arrive.
         self._fetch_wait = FetchWait(kafka)
         self._producer: KafkaProducer | None = None
         self._probed_at = time.monotonic()
@@ -147,9 +149,6 @@ class ItemFeed:
     def _connect(self) -> bool:
         try:
             ensure_topics(self.kafka)  # idempotent; an in-memory broker loses its topics on restart
-            # kafka-python's default fetch wait (500 ms) is how long a new item would sit on the
-            # embedded broker, which does not answer a held fetch when records arrive.
-            self._fetch_wait = FetchWait(self.kafka)
             self._consumer = KafkaConsumer(
                 self.kafka.items_topic,
                 **self.kafka.client_options(),
