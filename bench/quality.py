@@ -164,7 +164,7 @@ class Bench(Studies, Models, Table):
         """Teacher config and distillation config, from the selection study when it exists."""
         p, picked = self.profile, self.selection()
         teacher_config = p.teacher
-        for part in ("objective", "items"):
+        for part in ("objective", "items", "dropout"):
             if picked.get(part, {}).get("winner"):
                 teacher_config = teacher_config.model_copy(update={part: picked[part]["winner"]})
         distill = p.distill

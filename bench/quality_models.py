@@ -28,15 +28,16 @@ ROWS = (
 STUDENTS = ROWS[1:2] + ROWS[4:]
 """The student rows: same architecture, same budget and patience, one learning curve each."""
 PLAN: tuple[list[Any], ...] = (
-    [("main_teacher",), ("twin_teacher",)],
-    [("kd_student",), [("plain_student",), ("transfer_student",)]],
+    [[("main_teacher",), ("plain_student",)], ("twin_teacher",)],
+    [("kd_student",), ("transfer_student",)],
     [("twin_kd_student",), ("both_student",)],
 )
-"""Two processes at a time, in phases whose parts depend only on earlier phases: both teachers;
-then the main teacher's scores + the KD student beside the plain student followed by the
-transfer student; then the twin's scores + KD from the twin beside the student with both (it
-reads the main teacher's scores). A list is run in turn in one process, which keeps both cores
-busy: two students take about as long as one teacher-score cache plus a KD student."""
+"""Two processes at a time, in phases whose parts depend only on earlier phases: the main
+teacher then the student alone (which needs no teacher) beside the random-init twin; then the
+main teacher's scores + the KD student beside the transfer student; then the twin's scores + KD
+from the twin beside the student with both (it reads the main teacher's scores). A list is run
+in turn in one process. When the main teacher is reused (the dropout study trained it), the
+student alone trains while the twin does."""
 
 
 class Models:

@@ -1,7 +1,9 @@
 """Selection studies of the quality benchmark: teacher objective (cloze vs causal), the teacher's
-item representation (free / text+id / text) and KD alpha / T (+ hidden alignment), each picked
-by validation NDCG@10 at a short, stated budget. Each part sees the winners of the parts before
-it (the selection file is written after every part)."""
+item representation (free / text+id / text), the teacher's dropout and KD alpha / T (+ hidden
+alignment), each picked by validation NDCG@10. Objective and items at a short, stated budget;
+dropout and KD train exactly as the table does, so their winners are the table's own models.
+Each part sees the winners of the parts before it (the selection file is written after every
+part)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,14 @@ from typing import Any
 from bench import quality_report as report
 from bench.quality_parallel import run_parallel
 from core.models.base import SequenceModel
+from core.training.history import History
 
-STUDIES = ("objective", "items", "kd")
+STUDIES = ("objective", "items", "dropout", "kd")
 """The parts of ``--study all``, in order: the teacher first, then KD from it."""
+DROPOUTS = (0.1, 0.3, 0.5)
+"""``TeacherConfig.dropout`` candidates: the LM's own 0.1, and the heavier rates that small
+sequence models use on sparse data (SASRec: 0.5 on Amazon), since the teacher's free item table
+overfits there (its training loss keeps falling after validation peaks)."""
 ITEMS = ("free", "text+id", "text")
 """``TeacherConfig.items`` variants (core.models.teacher)."""
 
@@ -111,6 +118,60 @@ class Studies:
             "margin": best - other,
             "relative": relative,
             "objective": objective,
+            "text": text,
+        }
+
+    def dropout_teacher(self, dropout: float) -> tuple[SequenceModel, dict[str, Any]]:
+        """The table's teacher (its config, training, patience and cap) at this dropout: the
+        winner's artifact is the one the table then reuses."""
+        config = self.configs()[0].model_copy(update={"dropout": dropout})
+        return self.teacher(config, self.profile.teacher_train, "teacher")
+
+    def dropout_study(self) -> dict[str, Any]:
+        """Teacher dropout, each candidate trained to convergence as the table's teacher (the
+        student alone, which needs no teacher, fills a free process meanwhile)."""
+        p = self.profile
+        if self.args.parallel > 1:
+            run_parallel(self.args, [*(("dropout_teacher", d) for d in DROPOUTS), ("plain_student",)])
+        runs = {}
+        for dropout in DROPOUTS:
+            _, meta = self.dropout_teacher(dropout)
+            history = History.from_dict(meta["history"])
+            cpu_to_best = history.cpu_seconds_to_best()
+            runs[str(dropout)] = {
+                "valid_ndcg10": meta["valid"].get("NDCG@10", 0.0),
+                "history": meta["history"],
+                "stopped": history.stopped,
+                "best_epoch": history.best_epoch,
+                "cpu_min_to_best": None if cpu_to_best is None else cpu_to_best / 60,
+            }
+        ranked = sorted(runs, key=lambda k: -runs[k]["valid_ndcg10"])
+        best, other = runs[ranked[0]]["valid_ndcg10"], runs[ranked[1]]["valid_ndcg10"]
+        relative = (best / other - 1) * 100 if other else 0.0
+        t, train = self.configs()[0], p.teacher_train
+        text = (
+            f"Teacher dropout (hidden layers, attention and the input embeddings), {t.objective} objective, "
+            f"{t.items} items, MiniLM truncated to {t.num_layers} layers, input {t.max_len}; each trained as "
+            f"the table's teacher (patience {train.patience}, cap {train.max_minutes or 'none'} CPU-min), "
+            f"valid users: {p.teacher_valid_users or 'all'}:"
+            "\n\n| dropout | valid NDCG@10 | best epoch | epochs | stopped by | CPU-min to best |\n"
+            "|---|---|---|---|---|---|\n"
+            + "\n".join(
+                f"| {k} | {runs[k]['valid_ndcg10']:.4f} | {runs[k]['best_epoch']} | "
+                f"{len(runs[k]['history']['epochs'])} | {runs[k]['stopped']} | "
+                + (f"{runs[k]['cpu_min_to_best']:.1f}" if runs[k]["cpu_min_to_best"] is not None else "-")
+                + " |"
+                for k in ranked
+            )
+            + f"\n\nWinner: **{ranked[0]}** by {best - other:+.4f} ({relative:+.1f}%) over {ranked[1]}."
+        )
+        return {
+            "runs": runs,
+            "winner": float(ranked[0]),
+            "runner_up": float(ranked[1]),
+            "best": best,
+            "margin": best - other,
+            "relative": relative,
             "text": text,
         }
 

@@ -174,22 +174,25 @@ class Table:
         ]
 
     def settings_lines(self, teacher_config: Any, distill: Any, picked: dict[str, Any]) -> list[str]:
-        """Which teacher objective, item representation and KD settings were used, and why."""
+        """Which teacher objective, item representation, dropout and KD settings were used, and why."""
 
         def source(part: str) -> str:
             return "picked by the selection study" if picked.get(part) else "profile default"
 
-        items = picked.get("items") or {}
-        margin = (
-            f": valid NDCG@10 {items['best']:.4f}, {items['margin']:+.4f} ({items['relative']:+.1f}%) over "
-            f"the runner-up {items['runner_up']}"
-            if items.get("winner")
-            else ""
-        )
+        def margin(part: str) -> str:
+            won = picked.get(part) or {}
+            return (
+                f": valid NDCG@10 {won['best']:.4f}, {won['margin']:+.4f} ({won['relative']:+.1f}%) over "
+                f"the runner-up {won['runner_up']}"
+                if won.get("winner") is not None and "best" in won
+                else ""
+            )
+
         return [
             f"Teacher: MiniLM, {teacher_config.num_layers or 'all'} layers, input {teacher_config.max_len}; "
             f"objective **{teacher_config.objective}** ({source('objective')}); item representation "
-            f"**{teacher_config.items}** ({source('items')}{margin}). KD alpha **{distill.alpha}**, T "
+            f"**{teacher_config.items}** ({source('items')}{margin('items')}); dropout "
+            f"**{teacher_config.dropout}** ({source('dropout')}{margin('dropout')}). KD alpha **{distill.alpha}**, T "
             f"**{distill.temperature}**, hidden alignment weight {distill.hidden_weight}, top-{distill.top_k} "
             f"teacher scores ({source('kd')}); the KD control uses the same settings on the random-init "
             "teacher's scores."
