@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.quality_peek --dataset amazon-toys
 
 Trains (or reuses) the profile's student alone, then ranks it and every teacher of the
-selection studies found under var/artifacts/bench/<dataset> on the test targets: full ranking,
+selection studies (and of the table, which the dropout study trains) found under
+var/artifacts/bench/<dataset> on the test targets: full ranking,
 leave-one-out, seen items removed, overall and by head / torso / tail of the target's
 popularity. Writes bench/results/quality-<dataset>-peek.md and .json. The studies chose by
 validation; this only reports test, and the studies' teachers ran at the study's short budget,
@@ -39,6 +40,15 @@ def _line(row: dict[str, Any]) -> str:
     )
 
 
+def _teacher_name(folder: Path, model: Any) -> str:
+    """A study teacher by its folder's name; a table teacher (the dropout study trains those) by
+    its start and dropout."""
+    if folder.name.startswith("study-"):
+        return f"teacher ({folder.name.rsplit('-', 1)[0]})"
+    start = "pretrained" if model.config.pretrained else "random init"
+    return f"teacher ({start}, dropout {model.config.dropout}, trained as the table's)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="amazon-toys")
@@ -62,11 +72,10 @@ def main() -> None:
     bench = Bench(args)
     folds, buckets = bench.folds, bench.buckets
     rows = []
-    for folder in sorted(bench.artifacts.glob("study-teacher-*")):
+    for folder in sorted([*bench.artifacts.glob("study-teacher-*"), *bench.artifacts.glob("teacher-*")]):
         if (folder / "model.safetensors").is_file():
-            name = f"teacher ({folder.name.rsplit('-', 1)[0]})"
             model = load_model(folder, "cpu")
-            rows.append(bench.row(name, ModelScorer(model), model, read_metrics(folder)))
+            rows.append(bench.row(_teacher_name(folder, model), ModelScorer(model), model, read_metrics(folder)))
     student, meta = bench.plain_student()
     rows.append(bench.row("student alone (profile recipe, to convergence)", ModelScorer(student), student, meta))
     lines = [
@@ -74,7 +83,8 @@ def main() -> None:
         "",
         f"`python -m bench.quality_peek --dataset {cli.dataset}` (profile {cli.profile}). Full ranking over "
         f"all {folds.num_items:,} items, leave-one-out, seen items removed; {len(folds.test):,} test users. "
-        "Teachers: the selection study's (chosen on validation; stopped by its short budget). Buckets: "
+        "Teachers: the selection studies' (chosen on validation; `study-` ones stopped by their short budget, "
+        "the table's trained to convergence). Buckets: "
         + ", ".join(f"{b} = targets seen {lo}-{hi} times" for b, (lo, hi) in buckets.count_range.items())
         + ".",
         "",

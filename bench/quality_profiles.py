@@ -102,7 +102,7 @@ CPU = Profile(
         "the caps may bind there: use the full profile on a GPU to converge on ML-1M. Trained models "
         "under var/artifacts/bench are reused, so later runs skip their training."
     ),
-    teacher=TeacherConfig(objective="causal", max_len=50, num_layers=2, dropout=0.1),
+    teacher=TeacherConfig(objective="causal", max_len=50, num_layers=2, dropout=0.1),  # the dropout study chooses
     teacher_train=_train(lr=5e-4, patience=3, max_minutes=60.0),
     teacher_windows="all",
     student=STUDENT,
@@ -124,7 +124,7 @@ FULL = Profile(
         "every student to convergence with the same patience (10); KD from the cached top-100 "
         "teacher scores."
     ),
-    teacher=TeacherConfig(objective="causal", max_len=200, dropout=0.1),
+    teacher=TeacherConfig(objective="causal", max_len=200, dropout=0.1),  # the dropout study chooses
     teacher_train=_train(lr=5e-4, patience=10),
     teacher_windows="all",
     student=STUDENT,
