@@ -4,7 +4,7 @@ table from the teacher's (embedding transfer) and with both (bench.quality_model
 
     .venv/bin/python -m bench.quality --profile cpu --dataset amazon-toys   # ~90 min on 2 cores
     .venv/bin/python -m bench.quality --profile full --device cuda --dataset ml-1m
-    .venv/bin/python -m bench.quality --profile cpu --study all   # objective, items, KD alpha/T
+    .venv/bin/python -m bench.quality --profile cpu --study all   # objective, items, dropout, KD alpha/T
 
 Full ranking over all items, leave-one-out, seen items removed, test targets; metrics overall
 and per popularity bucket of the target. Every model trains until validation NDCG@10 stops
@@ -12,8 +12,8 @@ improving (the profile's time caps are a safety net). Writes bench/results/quali
 and .json, the dataset's name without dashes (quality-amazontoys, quality-ml1m; studies:
 quality-<dataset>-selection.*). Trained models are kept under var/artifacts/bench/ and reused
 by later runs with the same settings (--retrain to train again). The teacher objective, its
-item representation and the KD alpha/T come from the selection study when its results exist
-for this profile (picked by validation NDCG@10), else the profile's defaults.
+item representation, its dropout and the KD alpha/T come from the selection study when its
+results exist for this profile (picked by validation NDCG@10), else the profile's defaults.
 """
 
 from __future__ import annotations
