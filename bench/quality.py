@@ -165,7 +165,7 @@ class Bench(Studies, Models, Table):
         p, picked = self.profile, self.selection()
         teacher_config = p.teacher
         for part in ("objective", "items", "dropout"):
-            if picked.get(part, {}).get("winner"):
+            if picked.get(part, {}).get("winner") is not None:
                 teacher_config = teacher_config.model_copy(update={part: picked[part]["winner"]})
         distill = p.distill
         if picked.get("kd", {}).get("winner") and picked["kd"].get("student") == self.student_recipe():

@@ -25,6 +25,17 @@ ITEMS = ("free", "text+id", "text")
 """``TeacherConfig.items`` variants (core.models.teacher)."""
 
 
+def _verdict(runs: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, Any], str]:
+    """The candidates best first by validation NDCG@10, the winner with its margin over the
+    runner-up, and the sentence that says so."""
+    ranked = sorted(runs, key=lambda k: -runs[k]["valid_ndcg10"])
+    best, other = runs[ranked[0]]["valid_ndcg10"], runs[ranked[1]]["valid_ndcg10"]
+    relative = (best / other - 1) * 100 if other else 0.0
+    verdict = {"winner": ranked[0], "runner_up": ranked[1], "best": best, "margin": best - other, "relative": relative}
+    line = f"Winner: **{ranked[0]}** by {best - other:+.4f} ({relative:+.1f}%) over {ranked[1]}."
+    return ranked, verdict, line
+
+
 class Studies:
     """Mixed into bench.quality.Bench (uses its profile, data, reuse and caches)."""
 
@@ -95,9 +106,7 @@ class Studies:
                 "history": meta["history"],
                 "stopped": meta["history"].get("stopped"),
             }
-        ranked = sorted(runs, key=lambda k: -runs[k]["valid_ndcg10"])
-        best, other = runs[ranked[0]]["valid_ndcg10"], runs[ranked[1]]["valid_ndcg10"]
-        relative = (best / other - 1) * 100 if other else 0.0
+        ranked, verdict, winner = _verdict(runs)
         t = p.study_teacher
         text = (
             f"Teacher item representation (objective {objective}), MiniLM truncated to {t.num_layers} "
@@ -108,18 +117,9 @@ class Studies:
                 f"| {k} | {runs[k]['valid_ndcg10']:.4f} | {len(runs[k]['history']['epochs'])} | {runs[k]['stopped']} |"
                 for k in ranked
             )
-            + f"\n\nWinner: **{ranked[0]}** by {best - other:+.4f} ({relative:+.1f}%) over {ranked[1]}."
+            + f"\n\n{winner}"
         )
-        return {
-            "runs": runs,
-            "winner": ranked[0],
-            "runner_up": ranked[1],
-            "best": best,
-            "margin": best - other,
-            "relative": relative,
-            "objective": objective,
-            "text": text,
-        }
+        return {"runs": runs, **verdict, "objective": objective, "text": text}
 
     def dropout_teacher(self, dropout: float) -> tuple[SequenceModel, dict[str, Any]]:
         """The table's teacher (its config, training, patience and cap) at this dropout: the
@@ -145,9 +145,7 @@ class Studies:
                 "best_epoch": history.best_epoch,
                 "cpu_min_to_best": None if cpu_to_best is None else cpu_to_best / 60,
             }
-        ranked = sorted(runs, key=lambda k: -runs[k]["valid_ndcg10"])
-        best, other = runs[ranked[0]]["valid_ndcg10"], runs[ranked[1]]["valid_ndcg10"]
-        relative = (best / other - 1) * 100 if other else 0.0
+        ranked, verdict, winner = _verdict(runs)
         t, train = self.configs()[0], p.teacher_train
         text = (
             f"Teacher dropout (hidden layers, attention and the input embeddings), {t.objective} objective, "
@@ -163,15 +161,14 @@ class Studies:
                 + " |"
                 for k in ranked
             )
-            + f"\n\nWinner: **{ranked[0]}** by {best - other:+.4f} ({relative:+.1f}%) over {ranked[1]}."
+            + f"\n\n{winner}"
         )
+        # keyed by str (JSON keys); the winner as the float TeacherConfig.dropout takes
         return {
             "runs": runs,
-            "winner": float(ranked[0]),
-            "runner_up": float(ranked[1]),
-            "best": best,
-            "margin": best - other,
-            "relative": relative,
+            **verdict,
+            "winner": float(verdict["winner"]),
+            "runner_up": float(verdict["runner_up"]),
             "text": text,
         }
 

@@ -184,7 +184,7 @@ class Table:
             return (
                 f": valid NDCG@10 {won['best']:.4f}, {won['margin']:+.4f} ({won['relative']:+.1f}%) over "
                 f"the runner-up {won['runner_up']}"
-                if won.get("winner") is not None and "best" in won
+                if won.get("winner") is not None
                 else ""
             )
 
